@@ -1,0 +1,76 @@
+"""The metric contract.
+
+Images are float32 RGB tensors ``(B, 3, H, W)`` in ``[0, 1]``. A metric returns one score per
+image, a tensor of shape ``(B,)``, on the input's device; it never averages over the batch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from .errors import SrbenchError
+
+
+@dataclass(frozen=True)
+class MetricInfo:
+    name: str
+    kind: str  # "fr" (full-reference) or "nr" (no-reference)
+    higher_better: bool
+    range: tuple[float, float]  # (low, high); float("inf") where unbounded
+    description: str = ""
+    backbone: str | None = None  # e.g. "alexnet", "vgg16", "ViT-B-16": used for circularity flags
+
+
+def check_images(x: object, name: str = "x") -> torch.Tensor:
+    """Raise a one-line error unless ``x`` is a float ``(B, 3, H, W)`` tensor in ``[0, 1]``."""
+    if not isinstance(x, torch.Tensor):
+        raise SrbenchError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
+    if x.ndim != 4 or x.shape[1] != 3:
+        raise SrbenchError(f"{name} must have shape (B, 3, H, W), got {tuple(x.shape)}")
+    if not x.is_floating_point():
+        raise SrbenchError(f"{name} must be a float tensor in [0, 1], got dtype {x.dtype}")
+    if x.numel() and (x.min() < -1e-6 or x.max() > 1 + 1e-6):
+        lo, hi = float(x.min()), float(x.max())
+        raise SrbenchError(f"{name} must lie in [0, 1], got values in [{lo:.4g}, {hi:.4g}]")
+    return x
+
+
+def check_pair(x: torch.Tensor, ref: torch.Tensor) -> None:
+    check_images(x, "x")
+    check_images(ref, "ref")
+    if x.shape != ref.shape:
+        raise SrbenchError(f"x and ref must have the same shape, got {tuple(x.shape)} and {tuple(ref.shape)}")
+
+
+def quantize_uint8(x: torch.Tensor) -> torch.Tensor:
+    """Round to the nearest of the 256 uint8 levels, staying in float ``[0, 1]``.
+
+    The SR convention (BasicSR ``tensor2img``, saved PNG outputs) scores images after this step.
+    """
+    return (x.clamp(0, 1) * 255.0).round() / 255.0
+
+
+class Metric(torch.nn.Module):
+    """Base class: subclasses set ``info`` and implement ``score``.
+
+    ``forward(x, ref=None, scale=1)`` checks the inputs and returns ``(B,)`` scores. ``scale`` is
+    the SR factor of the images, used by protocols that shave a border of ``scale`` pixels.
+    """
+
+    info: MetricInfo
+
+    def forward(self, x: torch.Tensor, ref: torch.Tensor | None = None, *, scale: int = 1) -> torch.Tensor:
+        if self.info.kind == "fr":
+            if ref is None:
+                raise SrbenchError(f"metric {self.info.name!r} is full-reference: pass ref")
+            check_pair(x, ref)
+        else:
+            check_images(x, "x")
+        if not isinstance(scale, int) or scale < 1:
+            raise SrbenchError(f"scale must be a positive int, got {scale!r}")
+        return self.score(x, ref, scale=scale)
+
+    def score(self, x: torch.Tensor, ref: torch.Tensor | None, *, scale: int) -> torch.Tensor:
+        raise NotImplementedError

@@ -1,0 +1,21 @@
+"""The catalogue of metrics: one line per metric. Factories are imported lazily."""
+
+from __future__ import annotations
+
+from .registry import Registry
+
+METRICS: Registry = Registry("metric")
+
+_INF = float("inf")
+
+# name, factory, kind, higher_better, range, backbone, description
+METRICS.register("psnr", "iqa.fr:PSNR", kind="fr", higher_better=True, range=(0.0, _INF), backbone=None,
+                 description="peak signal-to-noise ratio in dB (protocol decides Y/RGB and border)")
+METRICS.register("ssim", "iqa.fr:SSIM", kind="fr", higher_better=True, range=(-1.0, 1.0), backbone=None,
+                 description="structural similarity, 11x11 Gaussian window (sigma 1.5), as BasicSR/MATLAB")
+METRICS.register("lpips", "iqa.lpips:LPIPS", kind="fr", higher_better=False, range=(0.0, _INF), backbone="alexnet",
+                 description="LPIPS v0.1 with the AlexNet backbone")
+METRICS.register("lpips-vgg", "iqa.lpips:LPIPS_VGG", kind="fr", higher_better=False, range=(0.0, _INF),
+                 backbone="vgg16", description="LPIPS v0.1 with the VGG16 backbone")
+METRICS.register("dists", "iqa.dists:DISTS", kind="fr", higher_better=False, range=(0.0, 1.0), backbone="vgg16",
+                 description="DISTS (structure and texture similarity on VGG16 features)")

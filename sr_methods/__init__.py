@@ -1,0 +1,97 @@
+"""srbench SR methods behind one interface.
+
+``create_method(name, device=None, **options)`` builds a method by name; ``list_methods()`` lists
+the catalogue names; ``method_info(name)`` describes one without building it. Besides the
+catalogue, ``"spandrel:PATH"`` loads any checkpoint spandrel recognises. Every method maps float32
+RGB ``(B, 3, h, w)`` in ``[0, 1]`` to ``(B, 3, h*scale, w*scale)`` (see ``SRMethod``).
+
+Importing this package is cheap: no spandrel, no weights, no model is touched until a method is
+built.
+"""
+
+from __future__ import annotations
+
+import difflib
+import inspect
+from pathlib import Path
+from typing import Any, Callable
+
+from iqa.errors import SrbenchError
+
+from .base import SRMethod, UnsupportedScaleError
+from .catalogue import METHODS
+
+__all__ = ["METHODS", "SPANDREL_PREFIX", "SRMethod", "UnsupportedScaleError", "create_method", "list_methods",
+           "method_info"]
+
+SPANDREL_PREFIX = "spandrel:"
+
+
+def _spandrel_path(name: str) -> str | None:
+    """The path of a ``"spandrel:PATH"`` name, or ``None`` for catalogue names."""
+    if not name.lower().startswith(SPANDREL_PREFIX):
+        return None
+    path = name[len(SPANDREL_PREFIX):]
+    if not path.strip():
+        raise SrbenchError(f"{name!r} names no file; use 'spandrel:/path/to/model.pth'")
+    return path
+
+
+def _options(factory: Callable[..., Any]) -> list[str]:
+    """The user options a factory accepts: its keyword-only parameters except ``entry``."""
+    params = inspect.signature(factory).parameters.values()
+    return [p.name for p in params if p.kind is inspect.Parameter.KEYWORD_ONLY and p.name != "entry"]
+
+
+def _check_options(method: str, accepted: list[str], options: dict[str, Any]) -> None:
+    for key in options:
+        if key not in accepted:
+            close = difflib.get_close_matches(key, accepted, n=1, cutoff=0.6)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise SrbenchError(f"unknown option {key!r} for method {method!r}{hint} "
+                               f"(accepted: {', '.join(accepted) or 'none'})")
+
+
+def list_methods() -> list[str]:
+    """The catalogue names (any spandrel checkpoint is also accepted as ``"spandrel:PATH"``)."""
+    return METHODS.names()
+
+
+def method_info(name: str) -> dict[str, Any]:
+    """Describe method ``name`` without building it: kind, scales, backbone, options, and for named
+    networks architecture, weight file, sha256, licence and URL."""
+    if not isinstance(name, str):
+        raise SrbenchError(f"method name must be a string, got {name!r}")
+    path = _spandrel_path(name)
+    if path is not None:
+        from .spandrel_adapter import build_from_path
+
+        return {"name": f"{SPANDREL_PREFIX}{Path(path).stem}", "kind": "spandrel", "scales": None, "backbone": None,
+                "weights": path, "options": _options(build_from_path),
+                "description": "a spandrel checkpoint; its scale is known once it is loaded"}
+    entry = METHODS.get(name)
+    return {"name": entry.name, **entry.meta, "options": _options(entry.resolve())}
+
+
+def create_method(name: str, device: Any = None, **options: Any) -> SRMethod:
+    """Build method ``name`` (a catalogue name or ``"spandrel:PATH"``) and move it to ``device``.
+
+    Unknown options raise ``SrbenchError``; unknown names raise ``UnknownNameError`` with a
+    suggestion.
+    """
+    if not isinstance(name, str):
+        raise SrbenchError(f"method name must be a string, got {name!r}")
+    path = _spandrel_path(name)
+    if path is not None:
+        from .spandrel_adapter import build_from_path
+
+        _check_options(name, _options(build_from_path), options)
+        method: SRMethod = build_from_path(path, **options)
+    else:
+        entry = METHODS.get(name)
+        factory = entry.resolve()
+        _check_options(entry.name, _options(factory), options)
+        method = factory(entry=entry, **options)
+    if device is not None:
+        method = method.to(device)
+    return method

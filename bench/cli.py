@@ -1,0 +1,203 @@
+"""The ``srbench`` command line.
+
+    srbench run [--spec run.toml] [--datasets ...] [--scales ...] [--methods ...] [--out DIR]
+    srbench list datasets|methods|metrics
+    srbench data fetch NAME | srbench data check NAME
+    srbench report RUN [RUN ...]
+
+Every error a user can cause is printed as one line (``srbench: error: ...``), never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+from iqa.errors import SrbenchError
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line instead of usage + message
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _csv(text: str) -> list[str]:
+    return [t.strip() for t in text.split(",") if t.strip()]
+
+
+def _scales(text: str) -> list[int]:
+    out = []
+    for t in _csv(text):
+        try:
+            out.append(int(t.lower().lstrip("x")))
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"scales must be integers like 2,4 or x2,x4, got {t!r}") from None
+    return out
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="srbench", description="Benchmark super-resolution methods and score images.")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    r = sub.add_parser("run", help="run a benchmark grid (default: the demo on scikit-image photos)",
+                       description="Run datasets x scales x methods, scored by metrics, into a resumable run "
+                                   "folder. With no spec and no grid flags it runs the built-in demo.")
+    r.add_argument("--spec", type=Path, help="run spec (TOML); flags below override its fields")
+    r.add_argument("--datasets", type=_csv, help="comma-separated dataset names (srbench list datasets)")
+    r.add_argument("--scales", type=_scales, help="comma-separated scales, e.g. 2,4,8")
+    r.add_argument("--methods", type=_csv, help="comma-separated methods, e.g. bicubic,spandrel:model.pth")
+    r.add_argument("--metrics", type=_csv, help="comma-separated metrics (default psnr,ssim)")
+    r.add_argument("--protocol", help="basicsr (default), pyiqa or rgb-noshave")
+    r.add_argument("--seed", type=int, help="run seed (default 0)")
+    r.add_argument("--device", help="auto (default), cpu, cuda or cuda:N")
+    r.add_argument("--data-root", help="folder(s) holding datasets (also SRBENCH_DATA)")
+    r.add_argument("--save-sr", action="store_true", default=None, help="keep SR images as PNG in the run folder")
+    r.add_argument("--out", type=Path, help="run folder (default runs/<name>); a rerun resumes it")
+    r.add_argument("--no-progress", action="store_true", help="no progress bars")
+    r.add_argument("--no-report", action="store_true", help="do not print the leaderboard at the end")
+
+    ls = sub.add_parser("list", help="list datasets, methods or metrics")
+    ls.add_argument("what", choices=["datasets", "methods", "metrics"])
+
+    d = sub.add_parser("data", help="fetch or check a dataset")
+    dsub = d.add_subparsers(dest="action", required=True, parser_class=_Parser)
+    for action, helptext in (("fetch", "download/prepare a dataset into the data root"),
+                             ("check", "verify a dataset's image count (and sha256 where listed)")):
+        a = dsub.add_parser(action, help=helptext)
+        a.add_argument("name")
+        a.add_argument("--data-root", help="data root (default SRBENCH_DATA or the cache)")
+
+    rep = sub.add_parser("report", help="leaderboard (Markdown + CSV) of one or more run folders")
+    rep.add_argument("runs", nargs="+", type=Path)
+    rep.add_argument("--out", type=Path, help="folder for leaderboard.md and CSVs (default reports/<run name>)")
+    return p
+
+
+def _spec_from_args(args: argparse.Namespace):
+    from .spec import DEMO_SPEC, MethodSpec, RunSpec
+
+    grid = any(getattr(args, k) is not None for k in ("datasets", "scales", "methods"))
+    if args.spec:
+        spec = RunSpec.from_toml(args.spec)
+    elif grid:
+        missing = [k for k in ("datasets", "scales", "methods") if getattr(args, k) is None]
+        if missing:
+            raise SrbenchError(f"without --spec, give --datasets, --scales and --methods (missing: {', '.join(missing)})")
+        spec = RunSpec(tuple(args.datasets), tuple(args.scales), tuple(MethodSpec(m, m) for m in args.methods))
+    else:
+        spec = DEMO_SPEC
+    changes = {}
+    if args.spec and args.datasets:
+        changes["datasets"] = tuple(args.datasets)
+    if args.spec and args.scales:
+        changes["scales"] = tuple(args.scales)
+    if args.spec and args.methods:
+        changes["methods"] = tuple(MethodSpec(m, m) for m in args.methods)
+    for key in ("metrics",):
+        if getattr(args, key):
+            changes[key] = tuple(getattr(args, key))
+    for key in ("protocol", "seed", "device", "data_root", "save_sr"):
+        if getattr(args, key) is not None:
+            changes[key] = getattr(args, key)
+    return replace(spec, **changes) if changes else spec
+
+
+def _default_out(spec, args) -> Path:
+    if args.spec:
+        return Path("runs") / args.spec.stem
+    if spec.datasets == ("demo",) and not any(getattr(args, k) for k in ("datasets", "scales", "methods")):
+        return Path("runs") / "demo"
+    digest = hashlib.sha256(json.dumps(spec.to_dict(), sort_keys=True).encode()).hexdigest()[:8]
+    return Path("runs") / f"run-{digest}"
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from .report import render
+    from .runner import Runner
+
+    spec = _spec_from_args(args)
+    out = args.out or _default_out(spec, args)
+    print(f"srbench run -> {out}  ({len(spec.datasets)} datasets x {len(spec.scales)} scales x "
+          f"{len(spec.methods)} methods; metrics {', '.join(spec.metrics)}; protocol {spec.protocol})", flush=True)
+    results = Runner(spec, out, progress=False if args.no_progress else None).run()
+    missing = [r for r in results if r.status in ("missing", "unavailable")]
+    errors = sum(r.n_errors for r in results)
+    if not args.no_report:
+        print()
+        print(render([out]))
+    if missing or errors:
+        print(f"srbench: {len(missing)} cell(s) could not run and {errors} image error(s); see the lines marked !! "
+              f"and the notes above", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    if args.what == "datasets":
+        from .datasets import get_manifest, list_datasets
+
+        for name in list_datasets():
+            m = get_manifest(name)
+            count = f"{m.count} images" if m.count else "size varies"
+            source = "built in" if m.builtin else (f"hub {m.hub['repo']}" if m.hub else "manual download")
+            print(f"{name:<14} {m.title:<32} {count:<14} {source:<34} {m.licence}")
+    elif args.what == "methods":
+        import sr_methods
+
+        for name in sr_methods.list_methods():
+            info = sr_methods.method_info(name)
+            scales = info.get("scales")
+            scales = "any scale" if not scales else "x" + ", x".join(map(str, scales))
+            print(f"{name:<16} {scales:<14} {info.get('description', '')}")
+        print("spandrel:PATH    (the checkpoint's scale) any checkpoint that spandrel recognises")
+    else:
+        import iqa
+
+        for name in iqa.list_metrics():
+            i = iqa.metric_info(name)
+            print(f"{name:<12} {i.kind.upper():<3} {'higher' if i.higher_better else 'lower'} is better  {i.description}")
+    return 0
+
+
+def cmd_data(args: argparse.Namespace) -> int:
+    from .datasets import Dataset, fetch
+
+    if args.action == "fetch":
+        folder, n = fetch(args.name, args.data_root)
+        print(f"{args.name}: ready in {folder}" + (f" ({n} images written)" if n else ""))
+        return 0
+    ds = Dataset(args.name, args.data_root)
+    problems = ds.check()
+    for p in problems:
+        print(f"!! {p}")
+    if problems:
+        return 1
+    scale = ds.manifest.scales[0] if ds.manifest.scales else 4
+    print(f"{args.name}: ok, {len(ds.items(scale))} images in {ds.root()}")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from .report import render
+
+    out = args.out or Path("reports") / args.runs[0].resolve().name
+    print(render(list(args.runs), out))
+    print(f"\nwritten to {out}/ (leaderboard.md, leaderboard_<metric>.csv, scores.csv)")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    handler = {"run": cmd_run, "list": cmd_list, "data": cmd_data, "report": cmd_report}[args.command]
+    try:
+        return handler(args)
+    except SrbenchError as e:
+        print(f"srbench: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("srbench: interrupted; finished images are saved, rerun the same command to resume", file=sys.stderr)
+        return 130

@@ -1,0 +1,366 @@
+"""Run a spec: datasets x scales x methods, scored by metrics, stored in a run folder.
+
+Per image: HR -> degradation (LR, cached in the run folder) -> method (SR) -> uint8 rounding (as
+the protocol says) -> metrics -> tidy rows. Anything that goes wrong with one image becomes an
+error row naming the file and the problem; the run goes on. A cell that cannot run at all (the
+method does not support the scale, its weights are missing, the dataset is absent) is recorded
+with status ``unsupported``/``unavailable``/``missing`` and said loudly, never skipped in silence.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import platform
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Callable, TextIO
+
+import torch
+
+import iqa
+from iqa.errors import SrbenchError
+from iqa.protocols import get_protocol
+
+from .datasets import Dataset, DatasetMissingError, ImageItem
+from .degradations import Degradation, derive_seed, parse_degradation
+from .io import read_image, write_png
+from .spec import MethodSpec, RunSpec
+from .store import Cell, RunLock, atomic_write_json, atomic_write_parquet, load_manifest, load_scores, safe_name
+
+FLUSH_SECONDS = 10.0  # write the rows of finished images at least this often
+
+
+def resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except RuntimeError:
+        raise SrbenchError(f"unknown device {device!r}: use auto, cpu, cuda or cuda:N") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise SrbenchError(f"device {device!r} asked for, but CUDA is not available here")
+    return dev
+
+
+def device_name(dev: torch.device) -> str:
+    if dev.type == "cuda":
+        return f"{dev} ({torch.cuda.get_device_name(dev)})"
+    return f"cpu ({platform.processor() or platform.machine()}, {os.cpu_count()} cores, {torch.get_num_threads()} threads)"
+
+
+def package_versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for pkg in ("srbench", "torch", "torchvision", "numpy", "pandas", "pyarrow", "pillow", "spandrel", "pyiqa",
+                "open_clip_torch", "scipy"):
+        try:
+            out[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            pass
+    return out
+
+
+def git_sha() -> str | None:
+    src = Path(__file__).resolve().parent.parent
+    if not (src / ".git").exists():
+        return None
+    try:
+        sha = subprocess.run(["git", "-C", str(src), "rev-parse", "HEAD"], capture_output=True, text=True,
+                             timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(src), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return (sha + ("+dirty" if dirty else "")) if sha else None
+
+
+class PeakMemory:
+    """Peak memory of a block: CUDA allocator peak on a GPU, else the process's peak RSS (Linux)."""
+
+    def __init__(self, dev: torch.device):
+        self.dev = dev
+        self.mb: float | None = None
+        self.kind = "cuda_allocated" if dev.type == "cuda" else "process_rss"
+
+    def __enter__(self) -> "PeakMemory":
+        if self.dev.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(self.dev)
+        else:
+            try:  # reset the kernel's high-water mark of this process (Linux >= 4.0)
+                Path("/proc/self/clear_refs").write_text("5")
+            except OSError:
+                pass
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.dev.type == "cuda":
+            self.mb = torch.cuda.max_memory_allocated(self.dev) / 2**20
+            return
+        try:
+            for line in Path("/proc/self/status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    self.mb = int(line.split()[1]) / 1024
+        except OSError:
+            import resource
+
+            self.mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+@dataclass
+class CellResult:
+    dataset: str
+    degradation: str
+    method: str
+    status: str
+    n_images: int = 0
+    n_ok: int = 0
+    n_errors: int = 0
+    means: dict[str, float] = field(default_factory=dict)
+    seconds_per_image: float | None = None
+    peak_mb: float | None = None
+    message: str = ""
+    cached: bool = False
+
+
+def _row(item_id: str, ctx: dict[str, Any], metric: str, value: float, status: str = "ok", message: str = "") -> dict:
+    return {**ctx, "image": item_id, "metric": metric, "value": value, "status": status, "message": message}
+
+
+class Runner:
+    def __init__(self, spec: RunSpec, out: str | Path, *, echo: Callable[[str], None] | None = None,
+                 progress: bool | None = None):
+        self.spec = spec
+        self.out = Path(out)
+        self.protocol = get_protocol(spec.protocol)
+        self.echo = echo or (lambda s: print(s, flush=True))
+        self.progress = progress
+        self.results: list[CellResult] = []
+        self._said_missing: set[str] = set()
+
+    # -- set-up -----------------------------------------------------------------------------------
+    def _build_metrics(self, dev: torch.device) -> tuple[dict[str, iqa.Metric], dict[str, str]]:
+        metrics, unavailable = {}, {}
+        for name in self.spec.metrics:
+            try:
+                metrics[name] = iqa.create_metric(name, protocol=self.protocol, device=dev)
+            except SrbenchError as e:
+                if isinstance(e, iqa.UnknownNameError):
+                    raise
+                unavailable[name] = str(e)
+                self.echo(f"!! metric {name} cannot run: {e}")
+        return metrics, unavailable
+
+    def _build_methods(self, dev: torch.device) -> tuple[dict[str, Any], dict[str, str]]:
+        import sr_methods
+
+        methods, unavailable = {}, {}
+        for m in self.spec.methods:
+            try:
+                methods[m.label] = sr_methods.create_method(m.name, device=dev, **m.options)
+            except SrbenchError as e:
+                if isinstance(e, iqa.UnknownNameError):
+                    raise
+                unavailable[m.label] = str(e)
+                self.echo(f"!! method {m.label} cannot run: {e}")
+        return methods, unavailable
+
+    def _write_manifest(self, dev: torch.device, methods: dict[str, Any], started: str) -> dict[str, Any]:
+        old = load_manifest(self.out)
+        manifest = {
+            "srbench_run": 1,
+            "spec": self.spec.to_dict(),
+            "protocol": {"name": self.protocol.name, "description": self.protocol.description},
+            "versions": package_versions(),
+            "git_sha": git_sha(),
+            "device": device_name(dev),
+            "seeds": {"run_seed": self.spec.seed, "rule": "sha256(run_seed, image_id, degradation)[:8] >> 1"},
+            "weights": {label: m.provenance() for label, m in methods.items()},
+            "created": old.get("created", started),
+            "sessions": old.get("sessions", []) + [{"started": started, "pid": os.getpid(), "argv": sys.argv}],
+        }
+        atomic_write_json(self.out / "manifest.json", manifest)
+        return manifest
+
+    # -- the run ------------------------------------------------------------------------------------
+    def run(self) -> list[CellResult]:
+        dev = resolve_device(self.spec.device)
+        with RunLock(self.out):
+            started = datetime.now(timezone.utc).isoformat(timespec="seconds")
+            datasets = [Dataset(name, self.spec.data_root) for name in self.spec.datasets]  # unknown names fail here
+            metrics, bad_metrics = self._build_metrics(dev)
+            methods, bad_methods = self._build_methods(dev)
+            manifest = self._write_manifest(dev, methods, started)
+            for ds in datasets:
+                for scale in self.spec.scales:
+                    self._run_scale(ds, scale, dev, metrics, bad_metrics, methods, bad_methods)
+            df = load_scores(self.out)
+            atomic_write_parquet(self.out / "scores.parquet", df)
+            manifest["sessions"][-1]["finished"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+            atomic_write_json(self.out / "manifest.json", manifest)
+        return self.results
+
+    def _fingerprint(self, ds: str, deg: Degradation, m: MethodSpec) -> str:
+        payload = {"dataset": ds, "degradation": deg.key, "method": [m.name, m.options], "metrics": self.spec.metrics,
+                   "protocol": self.protocol.name, "seed": self.spec.seed, "save_sr": self.spec.save_sr}
+        return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+    def _run_scale(self, ds: Dataset, scale: int, dev, metrics, bad_metrics, methods, bad_methods) -> None:
+        deg = parse_degradation(f"real-x{scale}" if ds.manifest.kind == "paired" else f"x{scale}")
+        ctx = {"dataset": ds.name, "degradation": deg.key, "scale": scale, "protocol": self.protocol.name}
+        items: list[ImageItem] | None = None
+        missing = ""
+        try:
+            items = ds.items(scale)
+        except DatasetMissingError as e:
+            missing = str(e)
+            if ds.name not in self._said_missing:
+                self._said_missing.add(ds.name)
+                self.echo(f"!! {e}")
+        except SrbenchError as e:  # e.g. a paired dataset without pairs at this scale
+            missing = str(e)
+            self.echo(f"!! {ds.name} x{scale}: {e}")
+        for mspec in self.spec.methods:
+            cell = Cell(self.out, ds.name, deg.key, mspec.label)
+            fp = self._fingerprint(ds.name, deg, mspec)
+            mctx = {**ctx, "method": mspec.label}
+            if cell.is_done(fp):
+                self._report_cell(cell, cached=True)
+                continue
+            cell.start(fp)
+            method = methods.get(mspec.label)
+            if items is None:
+                self._finish_empty(cell, fp, mctx, "missing", missing)
+            elif method is None:
+                self._finish_empty(cell, fp, mctx, "unavailable", bad_methods[mspec.label])
+            elif not method.supports(scale):
+                scales = ", ".join(f"x{s}" for s in (method.scales or ()))
+                self._finish_empty(cell, fp, mctx, "unsupported", f"{mspec.label} supports {scales}, not x{scale}")
+            else:
+                self._run_cell(cell, fp, ds, deg, items, method, dev, metrics, bad_metrics, mctx)
+
+    def _finish_empty(self, cell: Cell, fp: str, ctx: dict, status: str, message: str) -> None:
+        cell.write_part([_row("*", ctx, "*", math.nan, status, message)], [])
+        cell.finish(fp, {"status_detail": status, "message": message, "n_images": 0})
+        self._report_cell(cell)
+
+    def _lr_for(self, ds: Dataset, deg: Degradation, item: ImageItem) -> tuple[torch.Tensor, torch.Tensor]:
+        """(HR, LR) as (1, 3, H, W) tensors; synthetic LR images are cached in the run folder."""
+        from iqa.resize import imresize, modcrop
+
+        hr = read_image(item.hr).unsqueeze(0)
+        if deg.real:
+            if item.lr is None:
+                raise SrbenchError(f"{item.hr}: no LR file for x{deg.scale} (expected {ds.manifest.layout['lr']})")
+            lr = read_image(item.lr).unsqueeze(0)
+            if lr.shape[-2:] == hr.shape[-2:]:  # RealSR stores LR registered at the HR size
+                hr = modcrop(hr, deg.scale)
+                lr = imresize(modcrop(lr, deg.scale), 1.0 / deg.scale, mode="matlab")
+            elif (lr.shape[-2] * deg.scale, lr.shape[-1] * deg.scale) != tuple(hr.shape[-2:]):
+                raise SrbenchError(f"{item.lr}: LR size {tuple(lr.shape[-2:])} does not match HR "
+                                   f"{tuple(hr.shape[-2:])} at x{deg.scale}")
+            return hr, lr
+        cache = self.out / "lr" / safe_name(ds.name) / deg.key / f"{safe_name(item.id)}.png"
+        if cache.is_file():
+            return modcrop(hr, deg.scale), read_image(cache).unsqueeze(0)
+        hr, lr = deg.apply(hr, seed=derive_seed(self.spec.seed, item.id, deg.key))
+        write_png(lr[0], cache)
+        return hr, lr
+
+    def _run_cell(self, cell: Cell, fp: str, ds: Dataset, deg: Degradation, items: list[ImageItem], method,
+                  dev: torch.device, metrics: dict, bad_metrics: dict, ctx: dict) -> None:
+        from tqdm import tqdm
+
+        done = cell.finished_images()
+        todo = [it for it in items if it.id not in done]
+        rows: list[dict] = []
+        timings: list[dict] = []
+        last_flush = time.monotonic()
+        desc = f"{ds.name} {deg.key} {ctx['method']}"
+        with PeakMemory(dev) as peak:
+            for item in tqdm(todo, desc=desc, unit="img", leave=False, disable=True if self.progress is False else None,
+                             file=sys.stderr):
+                rows += self._score_image(ds, deg, item, method, dev, metrics, bad_metrics, ctx, timings)
+                if time.monotonic() - last_flush >= FLUSH_SECONDS:
+                    cell.write_part(rows, timings)
+                    rows, timings, last_flush = [], [], time.monotonic()
+            cell.write_part(rows, timings)
+        t = cell.timings()
+        summary = {"status_detail": "ran", "n_images": len(items), "device": str(dev),
+                   "seconds_per_image": float(t["seconds"].mean()) if len(t) else None,
+                   "peak_mb": peak.mb, "peak_kind": peak.kind}
+        cell.finish(fp, summary)
+        self._report_cell(cell)
+
+    def _score_image(self, ds, deg, item, method, dev, metrics, bad_metrics, ctx, timings) -> list[dict]:
+        try:
+            hr, lr = self._lr_for(ds, deg, item)
+            hr, lr = hr.to(dev), lr.to(dev)
+            if dev.type == "cuda":
+                torch.cuda.synchronize(dev)
+            t0 = time.perf_counter()
+            sr = method.upscale(lr, deg.scale)
+            if dev.type == "cuda":
+                torch.cuda.synchronize(dev)
+            seconds = time.perf_counter() - t0
+            if sr.shape != hr.shape:
+                raise SrbenchError(f"{ctx['method']} returned shape {tuple(sr.shape)}, expected {tuple(hr.shape)}")
+            sr = sr.clamp(0, 1)
+            if self.protocol.quantize:
+                sr = iqa.quantize_uint8(sr)
+        except Exception as e:  # one bad image never stops the run
+            return [_row(item.id, ctx, "*", math.nan, "error", _one_line(item.hr, e))]
+        timings.append({"dataset": ds.name, "degradation": deg.key, "method": ctx["method"], "image": item.id,
+                        "seconds": seconds, "megapixels": sr.shape[-1] * sr.shape[-2] / 1e6, "device": str(dev)})
+        if self.spec.save_sr:
+            write_png(sr[0], self.out / "sr" / safe_name(ds.name) / deg.key / safe_name(ctx["method"]) /
+                      f"{safe_name(item.id)}.png")
+        out = []
+        for name, metric in metrics.items():
+            try:
+                with torch.inference_mode():
+                    value = float(metric(sr, hr, scale=deg.scale)[0])
+                out.append(_row(item.id, ctx, name, value))
+            except Exception as e:
+                out.append(_row(item.id, ctx, name, math.nan, "error", _one_line(item.hr, e)))
+        for name, why in bad_metrics.items():
+            out.append(_row(item.id, ctx, name, math.nan, "unavailable", why))
+        return out
+
+    def _report_cell(self, cell: Cell, cached: bool = False) -> None:
+        info = cell.info()
+        df = cell.scores()
+        ok = df[df["status"] == "ok"]
+        n_err = int((df["status"] == "error").sum())
+        status = info.get("status_detail", "ran")
+        res = CellResult(cell.dataset, cell.degradation, cell.method, status, info.get("n_images", 0),
+                         n_ok=ok["image"].nunique(), n_errors=n_err,
+                         means={m: float(v) for m, v in ok.groupby("metric")["value"].mean().items()},
+                         seconds_per_image=info.get("seconds_per_image"), peak_mb=info.get("peak_mb"),
+                         message=info.get("message", ""), cached=cached)
+        self.results.append(res)
+        self.echo(format_cell(res))
+
+
+def _one_line(path: Path, e: BaseException) -> str:
+    text = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+    return text if str(path) in text else f"{path}: {text}"
+
+
+def format_cell(r: CellResult) -> str:
+    head = f"{r.dataset:<12} {r.degradation:<8} {r.method:<24}"
+    if r.status in ("unsupported", "unavailable", "missing"):
+        message = r.message if len(r.message) <= 90 else r.message[:87] + "..."
+        return f"{head} {r.status.upper()}: {message}"
+    scores = "  ".join(f"{k.upper()} {v:.4f}" if abs(v) < 10 else f"{k.upper()} {v:.2f}" for k, v in sorted(r.means.items()))
+    speed = f"  {1000 * r.seconds_per_image:.1f} ms/img" if r.seconds_per_image is not None else ""
+    mem = f"  peak {r.peak_mb:.0f} MB" if r.peak_mb else ""
+    errs = f"  {r.n_errors} ERRORS" if r.n_errors else ""
+    cached = "  (cached)" if r.cached else ""
+    return f"{head} {r.n_ok}/{r.n_images} ok  {scores}{speed}{mem}{errs}{cached}"

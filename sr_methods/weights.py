@@ -1,0 +1,109 @@
+"""Finding, downloading and verifying the weight files of named networks.
+
+Deliberately small, so that a full asset manager can replace it: one function,
+``resolve_weights``, turns a catalogue entry's file name and sha256 into a verified local path.
+
+Search order for file ``F``:
+
+1. the ``weights=`` option: a file, or a folder holding ``F``;
+2. ``$SRBENCH_WEIGHTS/F``;
+3. ``${SRBENCH_CACHE:-~/.cache/srbench}/weights/F``;
+4. if the entry has a URL: download into the cache folder (temporary file, sha256 check, rename).
+
+Nothing is downloaded at import or for entries without a URL. A sha256 mismatch is always an error.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+from iqa.errors import MissingAssetError, SrbenchError
+
+__all__ = ["cache_dir", "resolve_weights", "sha256_bytes", "sha256_file", "verify_sha256"]
+
+ENV_WEIGHTS = "SRBENCH_WEIGHTS"
+ENV_CACHE = "SRBENCH_CACHE"
+
+
+def cache_dir() -> Path:
+    """``${SRBENCH_CACHE:-~/.cache/srbench}/weights``; not created here."""
+    root = os.environ.get(ENV_CACHE) or os.path.join("~", ".cache", "srbench")
+    return Path(root).expanduser() / "weights"
+
+
+def sha256_file(path: str | os.PathLike[str]) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def verify_sha256(path: str | os.PathLike[str], expected: str, actual: str | None = None) -> None:
+    """Raise a one-line ``SrbenchError`` unless the file's sha256 is ``expected``."""
+    actual = actual or sha256_file(path)
+    if actual.lower() != expected.lower():
+        raise SrbenchError(f"sha256 mismatch for {path}: expected {expected.lower()}, got {actual}"
+                           " (corrupt or different file; delete it or pass the right file with weights=)")
+
+
+def _candidates(file: str, weights: str | os.PathLike[str] | None) -> list[Path]:
+    out: list[Path] = []
+    if weights is not None:
+        p = Path(weights).expanduser()
+        out.append(p / file if p.is_dir() else p)
+    env = os.environ.get(ENV_WEIGHTS)
+    if env:
+        out.append(Path(env).expanduser() / file)
+    out.append(cache_dir() / file)
+    return out
+
+
+def _download(url: str, dest: Path, sha256: str) -> Path:
+    import torch.hub
+
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_name(f".{dest.name}.{os.getpid()}.part")
+    try:
+        torch.hub.download_url_to_file(url, str(tmp), progress=False)
+        verify_sha256(tmp, sha256)
+        os.replace(tmp, dest)
+    except SrbenchError:
+        raise
+    except Exception as e:  # network errors, HTTP errors, disk full: one line, naming the URL
+        reason = " ".join(str(e).split()) or type(e).__name__
+        raise MissingAssetError(f"could not download {dest.name} from {url} to {dest.parent}: {reason}") from None
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return dest
+
+
+def resolve_weights(file: str, sha256: str, *, url: str | None = None,
+                    weights: str | os.PathLike[str] | None = None, name: str | None = None) -> tuple[Path, str]:
+    """Return ``(path, sha256)`` of the verified local weight file ``file`` (search order above)."""
+    label = f" for {name!r}" if name else ""
+    if weights is not None:
+        # an explicit choice is final: never fall through to other folders
+        path = _candidates(file, weights)[0]
+        if not path.is_file():
+            raise MissingAssetError(f"weights file{label} not found: {path} (option weights=)")
+        verify_sha256(path, sha256)
+        return path, sha256.lower()
+    tried = _candidates(file, None)
+    for path in tried:
+        if path.is_file():
+            verify_sha256(path, sha256)
+            return path, sha256.lower()
+    if url:
+        return _download(url, tried[-1], sha256), sha256.lower()
+    folders = ", ".join(str(p.parent) for p in tried)
+    raise MissingAssetError(
+        f"weights file {file}{label} not found (searched: {folders}); pass weights=PATH, "
+        f"or put the file in ${ENV_WEIGHTS} or ${ENV_CACHE}/weights")

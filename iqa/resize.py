@@ -11,8 +11,8 @@ of MATLAB's kernel and contribution formulas; ``mode="matlab"`` (the default) ap
     that rounds only once at the end disagrees on a share of the pixels by one level.
 (b) **clamped edge indices.** The release that produced the benchmark files clamped
     out-of-range tap indices to ``[1, in_len]`` (edge pixel replicated) instead of mirroring
-    them (``aux = [1..L, L..1]``, what current releases and MATLAB's double path do). This
-    changes the border rows/columns.
+    them (``aux = [1..L, L..1]``, as later releases do). This changes the border rows and
+    columns.
 
 With both rules the output matches the benchmark LR files on 100 % of the pixels; a float port
 without them gets 85-89 %. Float input is first mapped to the 256 uint8 levels (``x*255``
@@ -34,21 +34,25 @@ columns that are zero for every output pixel are dropped. The dimension with the
 is resized first (rows first on a tie). Output size ``ceil(in * scale)``; with ``size=`` the
 scale of each dimension is ``out / in``.
 
-The weighted sum for each output pixel is accumulated tap by tap in the order MATLAB uses
-(a gather per tap, no dense matrix), in float64 in matlab mode, so rounding is exact.
+Implementation: per dimension, MATLAB's (weights, indices) table is built once in float64 and
+cached; the image is resized by gathering whole rows per tap (columns through a transpose) and
+accumulating tap by tap, in float64 in matlab mode, so each output pixel is the same sequence of
+double multiplies and adds as in MATLAB's loop (clamped duplicate taps stay separate terms, no
+dense matrix whose merged weights or BLAS summation order could move a sum across a .5 tie).
 """
 
 from __future__ import annotations
 
 import functools
 import math
-from typing import Callable
+import numbers
+from collections.abc import Callable
 
 import torch
 
 from .errors import SrbenchError, UnknownNameError
 
-__all__ = ["KERNELS", "MODES", "EDGES", "imresize", "modcrop"]
+__all__ = ["EDGES", "KERNELS", "MODES", "imresize", "modcrop"]
 
 _EPS = 2.220446049250313e-16  # MATLAB's eps, used in its Lanczos definitions
 
@@ -110,7 +114,10 @@ def _contributions(in_len: int, out_len: int, scale: float, kernel: str, antiali
     taps = math.ceil(width) + 2
     ind = left[:, None] + torch.arange(taps, dtype=torch.float64)
     w = h(u[:, None] - ind)
-    w = w / w.sum(dim=1, keepdim=True)
+    total = w[:, 0].clone()
+    for j in range(1, taps):  # summed left to right, as MATLAB's sum(weights, 2)
+        total += w[:, j]
+    w = w / total[:, None]
     idx = ind.to(torch.int64) - 1  # 0-based
     if edge == "clamp":
         idx = idx.clamp(0, in_len - 1)
@@ -130,41 +137,120 @@ def _weights(in_len: int, out_len: int, scale: float, kernel: str, antialias: bo
     hit = _DEVICE_CACHE.get(key)
     if hit is None:
         w, idx = _contributions(in_len, out_len, scale, kernel, antialias, edge)
-        # columns of w as (out, 1) so that they broadcast over the trailing width dimension
-        hit = (w.to(device=device, dtype=dtype).t().contiguous().unsqueeze(-1), idx.to(device).t().contiguous())
+        # tap-major (P, out_len), so that each tap's weights and indices are contiguous
+        hit = (w.to(device=device, dtype=dtype).t().contiguous(), idx.to(device).t().contiguous())
         if len(_DEVICE_CACHE) >= 256:
             _DEVICE_CACHE.clear()
         _DEVICE_CACHE[key] = hit
     return hit
 
 
-def _resize_rows(x: torch.Tensor, w: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
-    """Resize dim 1 of ``x (N, L, W)``; ``w (P, out, 1)``, ``idx (P, out)``; taps summed in order.
+# On CPU every tensor operation below is kept under torch's intra-op grain size (32768 elements),
+# so it runs on the calling thread: block after block stays in cache, and a busy machine does not
+# stall on OpenMP thread hand-offs (which cost more than the arithmetic here). On other devices
+# each operation covers the whole batch.
+_GRAIN = 32768
 
-    Each tap is a multiply then an add (no fused multiply-add), as a plain loop in double would do.
+
+def _block_len(n_items: int, per_item: int, device: torch.device) -> int:
+    if device.type != "cpu":
+        return n_items
+    return max(1, min(n_items, _GRAIN // max(1, per_item)))
+
+
+def _map_rows(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """``fn`` (elementwise) applied to ``x (N, H, W)`` block of rows by block of rows."""
+    n, h, w = x.shape
+    step = _block_len(h, n * w, x.device)
+    if step >= h:
+        return fn(x)
+    out = torch.empty(x.shape, dtype=dtype, device=x.device)
+    for i in range(0, h, step):
+        out[:, i : i + step] = fn(x[:, i : i + step])
+    return out
+
+
+def _transpose(x: torch.Tensor) -> torch.Tensor:
+    """``(N, H, W)`` -> contiguous ``(N, W, H)``, copied in blocks of columns."""
+    n, h, w = x.shape
+    step = _block_len(w, n * h, x.device)
+    if step >= w:
+        return x.transpose(1, 2).contiguous()
+    out = torch.empty((n, w, h), dtype=x.dtype, device=x.device)
+    for j in range(0, w, step):
+        out[:, j : j + step] = x[:, :, j : j + step].transpose(1, 2)
+    return out
+
+
+def _value_range(x: torch.Tensor) -> tuple[float, float]:
+    """(min, max) of ``x (N, H, W)``, NaN if any value is NaN; reduced block by block."""
+    n, h, w = x.shape
+    step = _block_len(h, n * w, x.device)
+    parts = [torch.stack(torch.aminmax(x[:, i : i + step])) for i in range(0, h, step)]
+    both = torch.stack(parts) if len(parts) > 1 else parts[0][None]
+    return float(both[:, 0].min()), float(both[:, 1].max())
+
+
+def _resize_rows(x: torch.Tensor, w: torch.Tensor, idx: torch.Tensor,
+                 post: Callable[[torch.Tensor], torch.Tensor] | None) -> torch.Tensor:
+    """Resize dim 1 of ``x (N, L, W)`` with the taps ``w``, ``idx`` ``(P, out_len)``.
+
+    For each output pixel the taps are summed in order, each a multiply then an add (no fused
+    multiply-add, and taps clamped onto the same input pixel stay separate terms), as MATLAB's
+    loop does. ``post`` (in place) is applied to each finished block of rows.
     """
-    acc = x.index_select(1, idx[0]).mul_(w[0])
-    buf = torch.empty_like(acc)
-    for k in range(1, idx.shape[0]):
-        torch.index_select(x, 1, idx[k], out=buf)
-        acc.add_(buf.mul_(w[k]))
-    return acc
+    n_taps, out_len = idx.shape
+    step = _block_len(out_len, x.shape[0] * x.shape[2], x.device)
+    res = None if step >= out_len else torch.empty((x.shape[0], out_len, x.shape[2]), dtype=x.dtype, device=x.device)
+    for i in range(0, out_len, step):
+        wi, ii = w[:, i : i + step, None], idx[:, i : i + step]
+        acc = x.index_select(1, ii[0]).mul_(wi[0])
+        if x.requires_grad and torch.is_grad_enabled():  # float mode inside a graph: no out=
+            for k in range(1, n_taps):
+                acc = acc + x.index_select(1, ii[k]) * wi[k]
+        else:
+            buf = torch.empty_like(acc)
+            for k in range(1, n_taps):
+                torch.index_select(x, 1, ii[k], out=buf)
+                acc.add_(buf.mul_(wi[k]))
+        if post is not None:
+            acc = post(acc)
+        if res is None:
+            return acc
+        res[:, i : i + step] = acc
+    assert res is not None
+    return res
+
+
+def _resize_dim(x: torch.Tensor, dim: int, w: torch.Tensor, idx: torch.Tensor,
+                post: Callable[[torch.Tensor], torch.Tensor] | None) -> torch.Tensor:
+    """Resize dim ``dim`` (1: rows, 2: columns) of ``x (N, H, W)``; columns go through a transpose
+    (gathering whole contiguous rows is many times faster than gathering along the last dim)."""
+    if dim == 1:
+        return _resize_rows(x, w, idx, post)
+    return _transpose(_resize_rows(_transpose(x), w, idx, post))
+
+
+_ROUNDER = 6755399441055744.0  # 1.5 * 2**52: (v + R) - R rounds a double |v| < 2**51 to an integer
 
 
 def _to_levels(v: torch.Tensor) -> torch.Tensor:
-    """Round half away from zero and saturate to [0, 255], as MATLAB's conversion to uint8 (in place).
+    """Float64 ``v`` rounded half away from zero and saturated to [0, 255], as MATLAB's conversion
+    to uint8 (a new tensor).
 
-    ``torch.round`` rounds half to even; ties ``k + 0.5`` (``v - round(v)`` is exact) go up
-    instead. Negative values saturate to 0 whichever way they round, so only positive ties matter.
-    ``floor(v + 0.5)`` would be wrong for ``v = 0.5 - 2**-54``.
+    ``(v + R) - R`` rounds half to even exactly (IEEE round to nearest); ties ``k + 0.5`` that went
+    down (``v - r`` is exact) are moved up. Negative values saturate to 0 whichever way they round.
+    Not ``torch.round``: its float64 kernel is slow on small blocks when the machine is busy, and
+    ``floor(v + 0.5)`` is wrong for ``v = 0.5 - 2**-54``.
     """
-    r = torch.round(v)
-    tie = torch.sub(v, r).eq_(0.5)  # stays float: 1.0 where v = k + 0.5 rounded down to even
+    r = v + _ROUNDER
+    r -= _ROUNDER
+    tie = torch.sub(v, r).eq_(0.5)  # stays float: 1.0 where a tie was rounded down to even
     return r.add_(tie).clamp_(0, 255)
 
 
 def _check_scale(scale: object) -> float:
-    if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not math.isfinite(scale) or scale <= 0:
+    if isinstance(scale, bool) or not isinstance(scale, numbers.Real) or not math.isfinite(scale) or scale <= 0:
         raise SrbenchError(f"scale must be a positive finite number, got {scale!r}")
     return float(scale)
 
@@ -233,42 +319,45 @@ def imresize(x: torch.Tensor, scale: float | None = None, *, size: tuple[int, in
         out = _check_size(size)
         scales = (out[0] / in_h, out[1] / in_w)
 
+    for d in (0, 1):  # a kernel stretched over far more than the image would only eat memory
+        taps = math.ceil(KERNELS[name][1] / scales[d]) if antialias and scales[d] < 1 else 0
+        if taps * out[d] > 2**22:
+            raise SrbenchError(f"scale {scales[d]:.3g} is too small for a {(in_h, in_w)[d]}-pixel side "
+                               f"with antialiasing ({taps} taps per pixel)")
+
     if x.is_floating_point() and x.numel():
-        lo, hi = float(x.amin()), float(x.amax())
+        lo, hi = _value_range(x.detach().reshape(-1, in_h, in_w))
         if not (lo >= -1e-6 and hi <= 1 + 1e-6):  # also catches NaN
             raise SrbenchError(f"float x must lie in [0, 1], got values in [{lo:.4g}, {hi:.4g}]")
 
-    # compute dtype and values
+    lead = x.shape[:-2]
+    v = x.reshape(-1, in_h, in_w)
     if mode == "matlab":
         cdtype = torch.float64
         if x.dtype == torch.uint8:
-            v = x.to(cdtype)
-        else:  # x*255 rounded half away from zero (im2uint8), in x's precision (at least float32)
-            v = _to_levels(x.to(torch.promote_types(x.dtype, torch.float32)) * 255.0).to(cdtype)
+            v = _map_rows(lambda b: b.to(cdtype), v, cdtype)
+        else:  # levels: x*255 (in float64) rounded half away from zero, as MATLAB's im2uint8
+            v = _map_rows(lambda b: _to_levels(b.to(cdtype) * 255.0), v, cdtype)
+        post = _to_levels
     else:
         cdtype = torch.float64 if x.dtype == torch.float64 else torch.float32
-        v = x.to(cdtype) / 255.0 if x.dtype == torch.uint8 else x.to(cdtype)
-
-    lead = x.shape[:-2]
-    v = v.reshape(-1, in_h, in_w)
-    # dimension with the smaller scale first; stable, so rows first on a tie
-    order = sorted((0, 1), key=lambda d: scales[d])
-    for d in order:
-        in_len = in_h if d == 0 else in_w
-        w, idx = _weights(in_len, out[d], scales[d], name, antialias, edge, v.device, cdtype)
-        if d == 0:
-            v = _resize_rows(v, w, idx)
+        if x.dtype == torch.uint8:
+            v = _map_rows(lambda b: b.to(cdtype) / 255.0, v, cdtype)
         else:
-            v = _resize_rows(v.transpose(1, 2).contiguous(), w, idx).transpose(1, 2).contiguous()
-        if mode == "matlab":
-            v = _to_levels(v)
-    v = v.reshape(*lead, out[0], out[1])
+            v = v.to(cdtype)
+        post = None
 
-    if mode == "float":
-        return v
-    if x.dtype == torch.uint8:
-        return v.to(torch.uint8)
-    return v.to(x.dtype) / 255.0
+    # the dimension with the smaller scale first; a stable sort, so rows first on a tie
+    for d in sorted((0, 1), key=lambda d: scales[d]):
+        w, idx = _weights((in_h, in_w)[d], out[d], scales[d], name, antialias, edge, v.device, cdtype)
+        v = _resize_dim(v, d + 1, w, idx, post)
+
+    if mode == "matlab":
+        if x.dtype == torch.uint8:
+            v = _map_rows(lambda b: b.to(torch.uint8), v, torch.uint8)
+        else:  # level / 255 in x's dtype: the same numbers as imresize(uint8 image).to(dtype) / 255
+            v = _map_rows(lambda b: b.to(x.dtype) / 255.0, v, x.dtype)
+    return v.reshape(*lead, out[0], out[1])
 
 
 def modcrop(x: torch.Tensor, scale: int) -> torch.Tensor:

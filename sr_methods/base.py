@@ -84,7 +84,7 @@ class SRMethod:
     def _upscale(self, lr: torch.Tensor, scale: int) -> torch.Tensor:
         raise NotImplementedError
 
-    def to(self, device: Any) -> "SRMethod":
+    def to(self, device: Any) -> SRMethod:
         self.device = torch.device(device)
         return self
 

@@ -18,7 +18,7 @@ from iqa.registry import Entry
 
 from .base import SRMethod
 
-__all__ = ["InterpolationMethod", "build", "MODES"]
+__all__ = ["MODES", "InterpolationMethod", "build"]
 
 MODES = ("matlab", "float")
 

@@ -11,7 +11,7 @@ refused. Only then is the state dict given to ``spandrel.ModelLoader().load_from
 for ``.pt`` files tries ``torch.jit.load`` first; srbench does not rely on either.)
 
 Inference: fp32 by default (``half=True`` runs fp16 on CUDA), under ``torch.inference_mode()``.
-The input is padded (reflect, then replicate beyond what reflection allows) to the model's
+The input is padded (symmetric mirroring, edge included, like the official test scripts) to the model's
 ``size_requirements`` and the output is cropped back to ``h*scale x w*scale``. RGB input is
 converted to the model's channels (1: BT.601 luma; 4: opaque alpha added) and back (a gray
 output is repeated over RGB). ``tile=N`` runs the model on overlapping ``N x N`` LR tiles
@@ -38,6 +38,8 @@ from .tiling import BLENDS, tiled_upscale
 from .weights import resolve_weights, sha256_bytes
 
 __all__ = ["SpandrelMethod", "build_from_path", "build_named", "load_state_dict", "pad_to"]
+
+DEFAULT_OVERLAP = 16  # LR pixels of overlap between tiles, unless the tile is smaller than 32
 
 PICKLE_SUFFIXES = (".pth", ".pt", ".ckpt", ".bin")
 SUFFIXES = (*PICKLE_SUFFIXES, ".safetensors")
@@ -117,20 +119,17 @@ def _describe(state_dict: dict[str, Any], path: Path) -> Any:
 
 
 def pad_to(x: torch.Tensor, height: int, width: int) -> torch.Tensor:
-    """Pad ``x (B, C, h, w)`` at the bottom/right to ``height x width``: mirror (reflect) as far as
-    the image allows, then repeat the edge for whatever remains."""
+    """Pad ``x (B, C, h, w)`` at the bottom/right to ``height x width`` by symmetric mirroring (the
+    edge row/column included, as the official SwinIR/HAT/CRAFT test scripts pad with ``flip``),
+    repeated as often as needed."""
     h, w = x.shape[-2:]
-    ph, pw = height - h, width - w
-    if ph < 0 or pw < 0:
+    if height < h or width < w:
         raise SrbenchError(f"cannot pad {h}x{w} to the smaller {height}x{width}")
-    if ph == 0 and pw == 0:
-        return x
-    rh, rw = min(ph, h - 1), min(pw, w - 1)  # reflection needs rh <= h - 1
-    if rh or rw:
-        x = F.pad(x, (0, rw, 0, rh), mode="reflect")
-    if ph - rh or pw - rw:
-        x = F.pad(x, (0, pw - rw, 0, ph - rh), mode="replicate")
-    return x
+    while x.shape[-2] < height:
+        x = torch.cat([x, torch.flip(x, [-2])], dim=-2)
+    while x.shape[-1] < width:
+        x = torch.cat([x, torch.flip(x, [-1])], dim=-1)
+    return x[..., :height, :width]
 
 
 def _required_size(req: Any, h: int, w: int) -> tuple[int, int]:
@@ -151,13 +150,14 @@ class SpandrelMethod(SRMethod):
     backbone = None
 
     def __init__(self, descriptor: Any, name: str, *, weights: str | None = None, sha256: str | None = None,
-                 tile: int | None = None, tile_overlap: int = 16, tile_blend: str = "crop", half: bool = False,
-                 extra: dict[str, Any] | None = None):
+                 tile: int | None = None, tile_overlap: int | None = None, tile_blend: str = "crop",
+                 half: bool = False, extra: dict[str, Any] | None = None):
         super().__init__()
         if tile is not None and (isinstance(tile, bool) or not isinstance(tile, int) or tile < 1):
             raise SrbenchError(f"tile must be None or a positive int (LR pixels), got {tile!r}")
-        if isinstance(tile_overlap, bool) or not isinstance(tile_overlap, int) or tile_overlap < 0:
-            raise SrbenchError(f"tile_overlap must be an int >= 0 (LR pixels), got {tile_overlap!r}")
+        if tile_overlap is not None and (isinstance(tile_overlap, bool) or not isinstance(tile_overlap, int)
+                                         or tile_overlap < 0):
+            raise SrbenchError(f"tile_overlap must be None or an int >= 0 (LR pixels), got {tile_overlap!r}")
         if tile_blend not in BLENDS:
             raise SrbenchError(f"tile_blend must be one of {', '.join(map(repr, BLENDS))}, got {tile_blend!r}")
         if not isinstance(half, bool):
@@ -177,6 +177,8 @@ class SpandrelMethod(SRMethod):
             req = descriptor.size_requirements
             align = req.multiple_of
             self._tile = max(-(-tile // align) * align, req.minimum)
+            if tile_overlap is None:  # default: 16 LR pixels, at most half the tile
+                self.tile_overlap = tile_overlap = min(DEFAULT_OVERLAP, self._tile // 2)
             if tile_overlap >= self._tile:
                 raise SrbenchError(f"tile_overlap ({tile_overlap}) must be smaller than the tile ({self._tile} LR pixels)")
         descriptor.to(torch.device("cpu")).eval()
@@ -185,7 +187,7 @@ class SpandrelMethod(SRMethod):
     def dtype(self) -> torch.dtype:
         return torch.float16 if self.half and self.device.type == "cuda" else torch.float32
 
-    def to(self, device: Any) -> "SpandrelMethod":
+    def to(self, device: Any) -> SpandrelMethod:
         device = torch.device(device)
         self.descriptor.to(device)
         self.device = device
@@ -243,7 +245,7 @@ class SpandrelMethod(SRMethod):
         }
 
 
-def build_from_path(path: str | os.PathLike[str], *, tile: int | None = None, tile_overlap: int = 16,
+def build_from_path(path: str | os.PathLike[str], *, tile: int | None = None, tile_overlap: int | None = None,
                     tile_blend: str = "crop", half: bool = False) -> SpandrelMethod:
     """``"spandrel:PATH"``: any checkpoint spandrel recognises; named ``spandrel:<file stem>``."""
     p = Path(path).expanduser()
@@ -256,7 +258,7 @@ def build_from_path(path: str | os.PathLike[str], *, tile: int | None = None, ti
 
 
 def build_named(*, entry: Entry, weights: str | os.PathLike[str] | None = None, tile: int | None = None,
-                tile_overlap: int = 16, tile_blend: str = "crop", half: bool = False) -> SpandrelMethod:
+                tile_overlap: int | None = None, tile_blend: str = "crop", half: bool = False) -> SpandrelMethod:
     """A catalogue network: find and verify its file (``sr_methods.weights``), then load it."""
     m = entry.meta
     path, expected = resolve_weights(m["file"], m["sha256"], url=m.get("url"), weights=weights, name=entry.name)

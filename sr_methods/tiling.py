@@ -27,7 +27,7 @@ device and dtype of the output (``lr``'s device, ``out_dtype`` or the tile resul
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 

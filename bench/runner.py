@@ -35,7 +35,8 @@ from .io import read_image, write_png
 from .spec import MethodSpec, RunSpec
 from .store import Cell, RunLock, atomic_write_json, atomic_write_parquet, load_manifest, load_scores, safe_name
 
-FLUSH_SECONDS = 10.0  # write the rows of finished images at least this often
+# write the rows of finished images at least this often (0: after every image)
+FLUSH_SECONDS = float(os.environ.get("SRBENCH_FLUSH_SECONDS", "10"))
 
 
 def resolve_device(device: str) -> torch.device:
@@ -193,6 +194,8 @@ class Runner:
         dev = resolve_device(self.spec.device)
         with RunLock(self.out):
             started = datetime.now(timezone.utc).isoformat(timespec="seconds")
+            for stale in self.out.rglob(".tmp-*"):  # half-written files of a killed run
+                stale.unlink(missing_ok=True)
             datasets = [Dataset(name, self.spec.data_root) for name in self.spec.datasets]  # unknown names fail here
             metrics, bad_metrics = self._build_metrics(dev)
             methods, bad_methods = self._build_methods(dev)

@@ -112,11 +112,16 @@ class Cell:
 
     def scores(self) -> pd.DataFrame:
         parts = [pd.read_parquet(p) for p in self._parts("part")]
-        return pd.concat(parts, ignore_index=True) if parts else score_frame([])
+        if not parts:
+            return score_frame([])
+        df = pd.concat(parts, ignore_index=True)
+        return df.drop_duplicates(["image", "metric"], keep="last").reset_index(drop=True)
 
     def timings(self) -> pd.DataFrame:
         parts = [pd.read_parquet(p) for p in self._parts("time")]
-        return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=TIMING_COLUMNS)
+        if not parts:
+            return pd.DataFrame(columns=TIMING_COLUMNS)
+        return pd.concat(parts, ignore_index=True).drop_duplicates(["image"], keep="last").reset_index(drop=True)
 
     def finished_images(self) -> set[str]:
         return set(self.scores()["image"])
@@ -125,12 +130,26 @@ class Cell:
         """Write the rows of some images: the timing part first, the score part (the commit) last."""
         if not rows:
             return
-        n = len(self._parts("part"))
+        parts = self._parts("part")
+        n = int(parts[-1].stem.split("-")[1]) + 1 if parts else 0
         if timings:
             atomic_write_parquet(self.dir / f"time-{n:05d}.parquet", pd.DataFrame(timings, columns=TIMING_COLUMNS))
         atomic_write_parquet(self.dir / f"part-{n:05d}.parquet", score_frame(rows))
 
+    def compact(self) -> None:
+        """Merge the parts of a finished cell into one part each. Safe to kill at any point: the
+        merged part is written under the next number before the older ones are removed, and
+        readers keep the last row of each (image, metric)."""
+        for prefix, frame in (("time", self.timings), ("part", self.scores)):
+            parts = self._parts(prefix)
+            if len(parts) > 1:
+                n = int(parts[-1].stem.split("-")[1]) + 1
+                atomic_write_parquet(self.dir / f"{prefix}-{n:05d}.parquet", frame())
+                for p in parts:
+                    p.unlink()
+
     def finish(self, fingerprint: str, summary: dict[str, Any]) -> None:
+        self.compact()
         atomic_write_json(self.info_path, {"fingerprint": fingerprint, "status": "done", **summary})
 
 
@@ -198,7 +217,10 @@ def load_scores(root: str | Path) -> pd.DataFrame:
 def load_timings(root: str | Path) -> pd.DataFrame:
     root = Path(root)
     frames = [pd.read_parquet(p) for d in _cells(root) for p in sorted(d.glob("time-*.parquet"))]
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=TIMING_COLUMNS)
+    if not frames:
+        return pd.DataFrame(columns=TIMING_COLUMNS)
+    df = pd.concat(frames, ignore_index=True)
+    return df.drop_duplicates(["dataset", "degradation", "method", "image"], keep="last").reset_index(drop=True)
 
 
 def load_cells(root: str | Path) -> list[dict[str, Any]]:

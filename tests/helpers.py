@@ -1,0 +1,74 @@
+"""Small helpers shared by tests (image files with known faults, tiny datasets)."""
+
+from __future__ import annotations
+
+import io
+import textwrap
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+
+def photo(h: int = 96, w: int = 128, seed: int = 0) -> np.ndarray:
+    """A crop of a real photograph shipped with scikit-image (astronaut), deterministic."""
+    import skimage.data
+
+    img = skimage.data.astronaut()
+    rng = np.random.default_rng(seed)
+    y, x = rng.integers(0, img.shape[0] - h), rng.integers(0, img.shape[1] - w)
+    return np.ascontiguousarray(img[y:y + h, x:x + w])
+
+
+def write_manifest(folder: Path, name: str, body: str = "") -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}.toml"
+    path.write_text(textwrap.dedent(f"""\
+        name = "{name}"
+        title = "{name} (test)"
+        licence = "test"
+        homepage = "https://example.invalid/{name}"
+        """) + textwrap.dedent(body))
+    return path
+
+
+def faulty_images(folder: Path) -> dict[str, Path]:
+    """One file per kind of fault the runner must survive; returns name -> path."""
+    import cv2
+
+    folder.mkdir(parents=True, exist_ok=True)
+    rgb = photo(64, 80, 1)
+    files = {}
+
+    def save(name: str, im: Image.Image, **kw) -> None:
+        files[name] = folder / name
+        im.save(files[name], **kw)
+
+    save("good.png", Image.fromarray(rgb))
+    save("gray.png", Image.fromarray(rgb[..., 1]))
+    save("rgba.png", Image.fromarray(np.dstack([rgb, np.full(rgb.shape[:2], 128, np.uint8)])))
+    save("palette.png", Image.fromarray(rgb).convert("P"))
+    save("cmyk.jpg", Image.fromarray(rgb).convert("CMYK"), quality=95)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # orientation: rotate 90 degrees clockwise to display
+    save("exif.jpg", Image.fromarray(rgb), quality=95, exif=exif)
+    files["deep16.png"] = folder / "deep16.png"
+    cv2.imwrite(str(files["deep16.png"]), (rgb[..., ::-1].astype(np.uint16) * 257))
+    save("tiny.png", Image.fromarray(rgb[:3, :3]))
+    buf = io.BytesIO()
+    Image.fromarray(rgb).save(buf, format="PNG")
+    files["truncated.png"] = folder / "truncated.png"
+    files["truncated.png"].write_bytes(buf.getvalue()[: len(buf.getvalue()) // 2])
+    files["garbage.png"] = folder / "garbage.png"
+    files["garbage.png"].write_bytes(b"this is not an image at all")
+    return files
+
+
+def tiny_spandrel_checkpoint(path: Path, scale: int = 4, seed: int = 0) -> Path:
+    """A tiny random SRVGGNetCompact ("Compact") checkpoint that spandrel recognises."""
+    import torch
+    from spandrel.architectures.Compact import Compact
+
+    torch.manual_seed(seed)
+    torch.save(Compact(num_in_ch=3, num_out_ch=3, num_feat=8, num_conv=2, upscale=scale).state_dict(), path)
+    return path

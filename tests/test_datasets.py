@@ -1,0 +1,194 @@
+import hashlib
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from bench import datasets as D
+from iqa.errors import SrbenchError, UnknownNameError
+from tests.helpers import photo, write_manifest
+
+REQUIRED = {"urban100", "set5", "set14", "bsd100", "manga109", "div2k-val", "realsr-canon", "acdc", "coco",
+            "celeba-hq", "demo"}
+
+
+def test_every_required_manifest_is_there_and_complete():
+    names = set(D.list_datasets())
+    assert REQUIRED <= names
+    for name in REQUIRED:
+        m = D.get_manifest(name)
+        assert m.title and m.licence and m.homepage.startswith("http")
+        assert m.hr_patterns(), name
+        assert m.hub or m.builtin or "download" in D.Dataset(name).missing_error([]).args[0]
+    assert D.get_manifest("realsr-canon").kind == "paired" and D.get_manifest("realsr-canon").scales == (2, 3, 4)
+    assert D.get_manifest("coco").captions and D.get_manifest("celeba-hq").captions
+
+
+def test_datasets_folder_is_not_a_package_and_hf_datasets_imports():
+    repo = Path(__file__).resolve().parents[1]
+    assert not (repo / "datasets" / "__init__.py").exists()
+    out = subprocess.run([sys.executable, "-c", "import datasets; print(datasets.load_dataset.__module__)"],
+                         cwd=repo, capture_output=True, text=True, check=True).stdout
+    assert out.startswith("datasets.")
+
+
+def test_unknown_dataset_suggests():
+    with pytest.raises(UnknownNameError, match="did you mean 'urban100'"):
+        D.get_manifest("urban10")
+
+
+def test_demo_is_builtin_real_photos():
+    items = D.Dataset("demo").items(4)
+    assert [i.id for i in items] == ["astronaut", "chelsea", "coffee", "motorcycle_left", "rocket"]
+    assert all(i.hr.is_file() for i in items)
+
+
+def test_missing_dataset_is_one_clear_line(tmp_path):
+    with pytest.raises(D.DatasetMissingError) as e:
+        D.Dataset("urban100", tmp_path).items(4)
+    msg = str(e.value)
+    assert "\n" not in msg
+    assert str(tmp_path / "urban100") in msg and "HR/*" in msg and "srbench data fetch urban100" in msg
+
+
+def test_hr_mod_folders_serve_divisible_scales(tmp_path):
+    for mod in (2, 3, 4):
+        (tmp_path / "set5" / f"HR_mod{mod}").mkdir(parents=True)
+        Image.fromarray(photo(48, 48)).save(tmp_path / "set5" / f"HR_mod{mod}" / "a.png")
+    ds = D.Dataset("set5", tmp_path)
+    assert {s: ds.items(s)[0].hr.parent.name for s in (2, 3, 4, 8, 16)} == {
+        2: "HR_mod2", 3: "HR_mod3", 4: "HR_mod4", 8: "HR_mod4", 16: "HR_mod4"}
+    with pytest.raises(D.DatasetMissingError, match="no HR images for x5"):
+        ds.items(5)
+
+
+def test_shared_layouts(shared_data):
+    assert len(D.Dataset("urban100", shared_data).items(4)) == 100
+    assert len(D.Dataset("set14", shared_data).items(3)) == 14
+    fog = D.Dataset("acdc:fog", shared_data).items(4)
+    assert len(fog) == 1 and dict(fog[0].meta)["condition"] == "fog"
+    with pytest.raises(UnknownNameError, match="did you mean 'fog'"):
+        D.Dataset("acdc:fgo", shared_data).items(4)
+
+
+def test_paired_layout_and_check(tmp_path, monkeypatch):
+    man = tmp_path / "manifests"
+    write_manifest(man, "pairs-test", """
+        kind = "paired"
+        scales = [2]
+        count = 2
+        [layout]
+        hr = "Test/{scale}/*_HR.png"
+        lr = "Test/{scale}/{id}_LR{scale}.png"
+        id_regex = "(?P<id>.+)_HR"
+        """)
+    monkeypatch.setenv("SRBENCH_MANIFESTS", str(man))
+    root = tmp_path / "data" / "pairs-test" / "Test" / "2"
+    root.mkdir(parents=True)
+    for i in range(2):
+        Image.fromarray(photo(32, 32, i)).save(root / f"c_{i}_HR.png")
+        Image.fromarray(photo(16, 16, i)).save(root / f"c_{i}_LR2.png")
+    ds = D.Dataset("pairs-test", tmp_path / "data")
+    items = ds.items(2)
+    assert [i.id for i in items] == ["c_0", "c_1"] and items[0].lr.name == "c_0_LR2.png"
+    assert ds.check() == []
+    with pytest.raises(SrbenchError, match="real pairs only at x2"):
+        ds.items(4)
+
+
+def test_check_reports_count_and_sha_mismatch(tmp_path, monkeypatch):
+    man = tmp_path / "manifests"
+    folder = tmp_path / "data" / "sha-test" / "HR"
+    folder.mkdir(parents=True)
+    Image.fromarray(photo()).save(folder / "a.png")
+    good = hashlib.sha256((folder / "a.png").read_bytes()).hexdigest()
+    write_manifest(man, "sha-test", f"""
+        count = 2
+        [layout]
+        hr = "HR/*"
+        [sha256]
+        "HR/a.png" = "{'0' * 64}"
+        """)
+    monkeypatch.setenv("SRBENCH_MANIFESTS", str(man))
+    problems = D.Dataset("sha-test", tmp_path / "data").check()
+    assert any("1 images found" in p for p in problems)
+    assert any(good in p and "0" * 64 in p for p in problems)
+
+
+def test_fetch_archive_from_hub_with_local_files(tmp_path, monkeypatch):
+    """The hub archive path, with huggingface_hub's download replaced by local tar files."""
+    src = tmp_path / "src"
+    src.mkdir()
+    for i in range(3):
+        Image.fromarray(photo(32, 32, i)).save(src / f"img_{i:03d}.png")
+    archive = tmp_path / "Set5_HR.tar.gz"
+    with tarfile.open(archive, "w:gz") as t:
+        t.add(src, arcname="Set5/HR")
+    calls = []
+
+    def fake_download(repo, filename, revision):
+        calls.append((repo, filename))
+        return archive
+
+    folder, n = D.fetch("set5", tmp_path / "root", download=fake_download)
+    assert calls == [("eugenesiow/Set5", f"data/Set5_{part}.tar.gz") for part in ("HR", "LR_x2", "LR_x3", "LR_x4")]
+    assert n == 12 and sorted(p.name for p in (folder / "HR").iterdir()) == ["img_000.png", "img_001.png", "img_002.png"]
+    assert len(D.Dataset("set5", tmp_path / "root").items(4)) == 3
+
+
+def test_fetch_hf_datasets_parquet_with_captions(tmp_path, monkeypatch):
+    """The Hugging Face `datasets` path, on a local parquet dataset of the COCO layout (no network)."""
+    import datasets as hf
+
+    repo = tmp_path / "hub-copy"
+    (repo / "data").mkdir(parents=True)
+    records = {"image": [], "file_name": [], "answer": []}
+    for i in range(3):
+        p = tmp_path / f"{i}.jpg"
+        Image.fromarray(photo(40, 40, i)).save(p, quality=90)
+        records["image"].append({"bytes": p.read_bytes(), "path": p.name})
+        records["file_name"].append(f"0000{i}.jpg")
+        records["answer"].append([f"caption {i} a", f"caption {i} b"])
+    hf.Dataset.from_dict(records).cast_column("image", hf.Image()).to_parquet(str(repo / "data" / "val-00000.parquet"))
+    man = tmp_path / "manifests"
+    write_manifest(man, "coco-test", f"""
+        captions = "captions.jsonl"
+        [layout]
+        hr = "HR/*"
+        [hub]
+        kind = "datasets"
+        repo = "{repo}"
+        split = "validation"
+        image_column = "image"
+        id_column = "file_name"
+        caption_column = "answer"
+        """)
+    monkeypatch.setenv("SRBENCH_MANIFESTS", str(man))
+    monkeypatch.setenv("HF_DATASETS_CACHE", str(tmp_path / "hf-cache"))
+    folder, n = D.fetch("coco-test", tmp_path / "root")
+    assert n == 3
+    items = D.Dataset("coco-test", tmp_path / "root").items(4)
+    assert [i.id for i in items] == ["00000", "00001", "00002"]
+    assert items[1].captions == ("caption 1 a", "caption 1 b")
+    assert items[0].hr.read_bytes() == records["image"][0]["bytes"]  # original bytes, not re-encoded
+
+
+def test_fetch_without_source_says_where_to_download(tmp_path):
+    with pytest.raises(SrbenchError, match="download it from http://www.manga109.org"):
+        D.fetch("manga109", tmp_path)
+
+
+def test_bad_manifest_keys_raise(tmp_path, monkeypatch):
+    man = tmp_path / "manifests"
+    write_manifest(man, "bad-test", """
+        colour = "blue"
+        [layout]
+        hr = "HR/*"
+        """)
+    monkeypatch.setenv("SRBENCH_MANIFESTS", str(man))
+    with pytest.raises(SrbenchError, match="unknown manifest keys \\['colour'\\]"):
+        D.list_datasets()

@@ -1,0 +1,139 @@
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from PIL import Image
+
+from bench.runner import Runner
+from bench.spec import MethodSpec, RunSpec
+from bench.store import RunLock, load_cells, load_scores, load_timings
+from iqa.errors import SrbenchError
+from tests.helpers import faulty_images, photo, tiny_spandrel_checkpoint, write_manifest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def spec(**kw) -> RunSpec:
+    base = dict(datasets=("demo",), scales=(4,), methods=(MethodSpec("bicubic", "bicubic"),
+                                                          MethodSpec("nearest", "nearest")))
+    base.update(kw)
+    return RunSpec(**base)
+
+
+def quiet(out, s):
+    lines = []
+    Runner(s, out, echo=lines.append, progress=False).run()
+    return lines
+
+
+def values(run: Path) -> pd.DataFrame:
+    return load_scores(run)[["dataset", "degradation", "method", "image", "metric", "value", "status"]]
+
+
+def test_same_spec_twice_gives_identical_scores_and_rerun_resumes(tmp_path):
+    quiet(tmp_path / "a", spec())
+    quiet(tmp_path / "b", spec())
+    a, b = values(tmp_path / "a"), values(tmp_path / "b")
+    assert len(a) == 2 * 5 * 2 and (a["status"] == "ok").all()
+    pd.testing.assert_frame_equal(a, b)
+    lines = quiet(tmp_path / "a", spec())
+    assert all("(cached)" in line for line in lines) and len(lines) == 2
+    pd.testing.assert_frame_equal(values(tmp_path / "a"), a)
+    # the run folder carries its provenance and per-image timings
+    manifest = __import__("json").loads((tmp_path / "a" / "manifest.json").read_text())
+    assert {"spec", "versions", "git_sha", "device", "seeds", "weights", "sessions"} <= set(manifest)
+    assert manifest["versions"]["torch"] and len(manifest["sessions"]) == 2
+    t = load_timings(tmp_path / "a")
+    assert len(t) == 10 and (t["seconds"] > 0).all()
+    assert all(c["status"] == "done" and c["peak_mb"] > 0 for c in load_cells(tmp_path / "a"))
+    assert pd.read_parquet(tmp_path / "a" / "scores.parquet").shape[0] == len(a)
+
+
+def test_changed_request_recomputes_only_that_cell(tmp_path):
+    quiet(tmp_path / "r", spec())
+    lines = quiet(tmp_path / "r", spec(metrics=("psnr",)))
+    assert not any("(cached)" in line for line in lines)
+    assert set(load_scores(tmp_path / "r")["metric"]) == {"psnr"}
+
+
+def test_second_run_on_active_folder_refuses(tmp_path):
+    with RunLock(tmp_path / "run"):
+        with pytest.raises(SrbenchError, match="in use by another srbench run"):
+            quiet(tmp_path / "run", spec())
+
+
+def test_faulty_images_become_error_rows_and_the_run_goes_on(tmp_path, monkeypatch):
+    man = tmp_path / "manifests"
+    write_manifest(man, "faults-test", '[layout]\nhr = "HR/*"\n')
+    monkeypatch.setenv("SRBENCH_MANIFESTS", str(man))
+    files = faulty_images(tmp_path / "data" / "faults-test" / "HR")
+    quiet(tmp_path / "run", spec(datasets=("faults-test",), data_root=str(tmp_path / "data"),
+                                 methods=(MethodSpec("bicubic", "bicubic"),)))
+    df = load_scores(tmp_path / "run")
+    bad = df[df["status"] == "error"]
+    assert set(bad["image"]) == {"truncated", "garbage", "tiny"}
+    for _, row in bad.iterrows():
+        assert str(files[next(n for n in files if n.startswith(row["image"]))]) in row["message"]
+    assert "smaller than the scale x4 allows" in bad[bad["image"] == "tiny"]["message"].iloc[0]
+    ok = df[df["status"] == "ok"]
+    assert set(ok["image"]) == {"good", "gray", "rgba", "palette", "cmyk", "exif", "deep16"}
+    psnr = ok[ok["metric"] == "psnr"].set_index("image")["value"]
+    assert psnr["good"] == psnr["rgba"] == psnr["deep16"]  # identical pixels after the documented conversions
+
+
+def test_unsupported_and_unavailable_cells_are_recorded_loudly(tmp_path):
+    ckpt = tiny_spandrel_checkpoint(tmp_path / "tiny_x4.pth")
+    s = spec(scales=(2, 4), methods=(MethodSpec(f"spandrel:{ckpt}", "tiny"), MethodSpec("craft-x4", "craft"),
+                                     MethodSpec("bicubic", "bicubic")),
+             metrics=("psnr", "lpips"))
+    env = {k: v for k, v in os.environ.items()}
+    os.environ["SRBENCH_WEIGHTS"] = str(tmp_path / "empty")
+    os.environ["TORCH_HOME"] = str(tmp_path / "torch")
+    try:
+        lines = quiet(tmp_path / "run", s)
+    finally:
+        os.environ.clear()
+        os.environ.update(env)
+    text = "\n".join(lines)
+    assert "!! method craft cannot run" in text and "!! metric lpips cannot run" in text
+    assert "UNSUPPORTED" in text and "UNAVAILABLE" in text
+    df = load_scores(tmp_path / "run")
+    status = df.groupby(["degradation", "method"])["status"].agg(lambda s: set(s)).to_dict()
+    assert status[("x2", "tiny")] == {"unsupported"}
+    assert status[("x4", "craft")] == {"unavailable"} and status[("x2", "craft")] == {"unavailable"}
+    tiny4 = df[(df["method"] == "tiny") & (df["degradation"] == "x4")]
+    assert set(tiny4[tiny4["metric"] == "psnr"]["status"]) == {"ok"}
+    assert set(tiny4[tiny4["metric"] == "lpips"]["status"]) == {"unavailable"}
+    assert df[df["status"] != "ok"]["value"].isna().all()  # never a number where nothing ran
+
+
+def _run_cli(out: Path, env: dict) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "bench", "run", "--datasets", "demo", "--scales", "2,4",
+                             "--methods", "bicubic,lanczos", "--out", str(out), "--no-progress", "--no-report"],
+                            cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+@pytest.mark.slow
+def test_kill_9_then_rerun_gives_the_uninterrupted_table(tmp_path):
+    env = {**os.environ, "SRBENCH_FLUSH_SECONDS": "0", "PYTHONPATH": str(REPO)}
+    ref = _run_cli(tmp_path / "ref", env)
+    assert ref.wait(300) == 0, ref.stderr.read().decode()
+    out = tmp_path / "killed"
+    kills = 0
+    for delay in (2.5, 4.0, 5.5, 7.0):  # each try gets further: imports take ~2 s, each cell a few s
+        p = _run_cli(out, env)
+        time.sleep(delay)
+        if p.poll() is None:
+            p.send_signal(signal.SIGKILL)
+            kills += 1
+        p.wait(60)
+    final = _run_cli(out, env)
+    assert final.wait(300) == 0, final.stderr.read().decode()
+    assert kills >= 2
+    pd.testing.assert_frame_equal(values(out), values(tmp_path / "ref"))
+    assert not list(out.rglob(".tmp-*"))  # a rerun removes what a killed write left half-done

@@ -31,12 +31,13 @@ class ImageReadError(SrbenchError):
     """One image could not be read; the message names the file."""
 
 
-def _png_bit_depth(path: Path) -> int:
+def _png_header(path: Path) -> tuple[int, int]:
+    """(bit depth, colour type) of a PNG file's IHDR chunk; (8, 2) when it cannot be read."""
     with open(path, "rb") as f:
         head = f.read(26)
     if len(head) == 26 and head[:8] == b"\x89PNG\r\n\x1a\n" and head[12:16] == b"IHDR":
-        return head[24]
-    return 8
+        return head[24], head[25]
+    return 8, 2
 
 
 def _read_16bit(path: Path) -> np.ndarray:
@@ -56,6 +57,14 @@ def _read_16bit(path: Path) -> np.ndarray:
 
 def read_uint8(path: str | Path) -> np.ndarray:
     """Read an image file as an ``(H, W, 3)`` uint8 RGB array (conversions in the module doc)."""
+    return read_uint8_gray(path)[0]
+
+
+def read_uint8_gray(path: str | Path) -> tuple[np.ndarray, bool]:
+    """Like `read_uint8`, and whether the file holds a single-channel (grayscale) image.
+
+    Luminance protocols score single-channel files on their gray level, as MATLAB's evaluation
+    applies ``rgb2ycbcr`` only to 3-channel images (Set14 has one such file)."""
     from PIL import Image, ImageOps, UnidentifiedImageError
 
     path = Path(path)
@@ -63,24 +72,24 @@ def read_uint8(path: str | Path) -> np.ndarray:
         raise ImageReadError(f"{path}: file not found")
     try:
         suffix = path.suffix.lower()
-        if suffix == ".png" and _png_bit_depth(path) == 16:
-            return _read_16bit(path)
+        if suffix == ".png" and _png_header(path)[0] == 16:
+            return _read_16bit(path), _png_header(path)[1] in (0, 4)  # colour types 0, 4: gray (+ alpha)
         if suffix in (".tif", ".tiff"):
             with Image.open(path) as im:
                 if im.mode.startswith("I;16") or im.mode in ("RGB;16", "RGBA;16"):
-                    return _read_16bit(path)
+                    return _read_16bit(path), im.mode.startswith("I;16")
         with Image.open(path) as im:
             im.load()
             im = ImageOps.exif_transpose(im)
             if im.mode.startswith("I;16") or im.mode == "I":
                 arr = np.asarray(im, dtype=np.float64)
                 arr = np.floor(arr / 257.0 + 0.5).clip(0, 255).astype(np.uint8)
-                return np.repeat(arr[..., None], 3, axis=2)
+                return np.repeat(arr[..., None], 3, axis=2), True
             if im.mode == "F":
                 raise ImageReadError(f"{path}: floating-point images are not supported")
             if im.mode in ("RGBA", "LA", "PA"):  # drop alpha, keep the colour values as they are
-                return np.asarray(im.convert("RGBA"), dtype=np.uint8)[..., :3].copy()
-            return np.asarray(im.convert("RGB"), dtype=np.uint8).copy()
+                return np.asarray(im.convert("RGBA"), dtype=np.uint8)[..., :3].copy(), im.mode == "LA"
+            return np.asarray(im.convert("RGB"), dtype=np.uint8).copy(), im.mode in ("L", "1")
     except ImageReadError:
         raise
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
@@ -101,6 +110,12 @@ def to_uint8(x: torch.Tensor) -> np.ndarray:
 def read_image(path: str | Path) -> torch.Tensor:
     """Read an image file as a float32 ``(3, H, W)`` tensor in [0, 1]."""
     return to_tensor(read_uint8(path))
+
+
+def read_image_gray(path: str | Path) -> tuple[torch.Tensor, bool]:
+    """`read_image`, and whether the file is single-channel (see `read_uint8_gray`)."""
+    arr, gray = read_uint8_gray(path)
+    return to_tensor(arr), gray
 
 
 def write_png(x: torch.Tensor | np.ndarray, path: str | Path) -> None:

@@ -31,14 +31,20 @@ def _fmt(metric: str, value: float) -> str:
     return f"{value:.2f}" if metric == "psnr" else f"{value:.4f}"
 
 
-def leaderboards(df: pd.DataFrame) -> dict[str, pd.DataFrame]:
-    """One table of strings per metric: index method, columns 'dataset xN'."""
+def leaderboards(df: pd.DataFrame, method_order: list[str] | None = None,
+                 dataset_order: list[str] | None = None) -> dict[str, pd.DataFrame]:
+    """One table of strings per metric: index method (in ``method_order``, e.g. the spec's, then
+    any others), columns 'dataset xN'."""
     if df.empty:
         raise SrbenchError("the run has no score rows yet")
     df = df.copy()
     df["column"] = df["dataset"] + " x" + df["scale"].astype(str)
-    columns = list(dict.fromkeys(df.sort_values(["dataset", "scale"], kind="stable")["column"]))
-    methods = list(dict.fromkeys(df["method"]))
+    rank = {d: i for i, d in enumerate(dict.fromkeys(dataset_order or []))}
+    keyed = df[["dataset", "scale", "column"]].drop_duplicates()
+    keyed = keyed.assign(rank=keyed["dataset"].map(lambda d: rank.get(d, len(rank))))
+    columns = list(keyed.sort_values(["rank", "dataset", "scale"], kind="stable")["column"])
+    methods = [m for m in dict.fromkeys(method_order or []) if m in set(df["method"])]
+    methods += [m for m in dict.fromkeys(df["method"]) if m not in methods]
     metrics = [m for m in dict.fromkeys(df["metric"]) if m != "*"]
     tables = {}
     for metric in metrics:
@@ -79,12 +85,11 @@ def to_markdown(table: pd.DataFrame) -> str:
 
 def render(runs: list[Path], out_dir: Path | None = None) -> str:
     """Markdown leaderboard of one or more runs; with ``out_dir`` also writes leaderboard.md and CSVs."""
-    frames = []
-    for run in runs:
-        frames.append(load_scores(run))
-    df = pd.concat(frames, ignore_index=True)
+    df = pd.concat([load_scores(run) for run in runs], ignore_index=True)
     manifest = load_manifest(runs[0])
-    tables = leaderboards(df)
+    specs = [load_manifest(run).get("spec", {}) for run in runs]
+    tables = leaderboards(df, [m["label"] for s in specs for m in s.get("methods", [])],
+                          [d for s in specs for d in s.get("datasets", [])])
     parts = ["# srbench leaderboard", ""]
     protocol = ", ".join(sorted(df["protocol"].unique()))
     parts.append(f"Protocol: {protocol}. Runs: {', '.join(str(r) for r in runs)}.")

@@ -31,7 +31,7 @@ from iqa.protocols import get_protocol
 
 from .datasets import Dataset, DatasetMissingError, ImageItem
 from .degradations import Degradation, derive_seed, parse_degradation
-from .io import read_image, write_png
+from .io import read_image, read_image_gray, write_png
 from .spec import MethodSpec, RunSpec
 from .store import Cell, RunLock, atomic_write_json, atomic_write_parquet, load_manifest, load_scores, safe_name
 
@@ -253,11 +253,10 @@ class Runner:
         cell.finish(fp, {"status_detail": status, "message": message, "n_images": 0})
         self._report_cell(cell)
 
-    def _lr_for(self, ds: Dataset, deg: Degradation, item: ImageItem) -> tuple[torch.Tensor, torch.Tensor]:
+    def _lr_for(self, ds: Dataset, deg: Degradation, item: ImageItem, hr: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(HR, LR) as (1, 3, H, W) tensors; synthetic LR images are cached in the run folder."""
         from iqa.resize import imresize, modcrop
 
-        hr = read_image(item.hr).unsqueeze(0)
         if deg.real:
             if item.lr is None:
                 raise SrbenchError(f"{item.hr}: no LR file for x{deg.scale} (expected {ds.manifest.layout['lr']})")
@@ -303,7 +302,8 @@ class Runner:
 
     def _score_image(self, ds, deg, item, method, dev, metrics, bad_metrics, ctx, timings) -> list[dict]:
         try:
-            hr, lr = self._lr_for(ds, deg, item)
+            hr, gray = read_image_gray(item.hr)
+            hr, lr = self._lr_for(ds, deg, item, hr.unsqueeze(0))
             hr, lr = hr.to(dev), lr.to(dev)
             if dev.type == "cuda":
                 torch.cuda.synchronize(dev)
@@ -328,7 +328,7 @@ class Runner:
         for name, metric in metrics.items():
             try:
                 with torch.inference_mode():
-                    value = float(metric(sr, hr, scale=deg.scale)[0])
+                    value = float(metric(sr, hr, scale=deg.scale, gray=gray)[0])
                 out.append(_row(item.id, ctx, name, value))
             except Exception as e:
                 out.append(_row(item.id, ctx, name, math.nan, "error", _one_line(item.hr, e)))

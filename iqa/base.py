@@ -31,8 +31,11 @@ def check_images(x: object, name: str = "x") -> torch.Tensor:
         raise SrbenchError(f"{name} must have shape (B, 3, H, W), got {tuple(x.shape)}")
     if not x.is_floating_point():
         raise SrbenchError(f"{name} must be a float tensor in [0, 1], got dtype {x.dtype}")
-    if x.numel() and (x.min() < -1e-6 or x.max() > 1 + 1e-6):
-        lo, hi = float(x.min()), float(x.max())
+    if x.numel():
+        # one pass, no copy for channels-last tensors (min()/max() would copy them)
+        lo_t, hi_t = torch.aminmax(x.permute(0, 2, 3, 1) if x.stride(1) < x.stride(-1) else x)
+        lo, hi = float(lo_t), float(hi_t)
+    if x.numel() and (lo < -1e-6 or hi > 1 + 1e-6):
         raise SrbenchError(f"{name} must lie in [0, 1], got values in [{lo:.4g}, {hi:.4g}]")
     return x
 
@@ -55,13 +58,17 @@ def quantize_uint8(x: torch.Tensor) -> torch.Tensor:
 class Metric(torch.nn.Module):
     """Base class: subclasses set ``info`` and implement ``score``.
 
-    ``forward(x, ref=None, scale=1)`` checks the inputs and returns ``(B,)`` scores. ``scale`` is
-    the SR factor of the images, used by protocols that shave a border of ``scale`` pixels.
+    ``forward(x, ref=None, scale=1, gray=False)`` checks the inputs and returns ``(B,)`` scores.
+    ``scale`` is the SR factor of the images, used by protocols that shave a border of ``scale``
+    pixels. ``gray=True`` says the batch comes from single-channel (grayscale) files: metrics that
+    score luminance then score the gray level itself, as MATLAB's evaluation applies ``rgb2ycbcr``
+    only to 3-channel images; other metrics ignore it.
     """
 
     info: MetricInfo
 
-    def forward(self, x: torch.Tensor, ref: torch.Tensor | None = None, *, scale: int = 1) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, ref: torch.Tensor | None = None, *, scale: int = 1,
+                gray: bool = False) -> torch.Tensor:
         if self.info.kind == "fr":
             if ref is None:
                 raise SrbenchError(f"metric {self.info.name!r} is full-reference: pass ref")
@@ -70,7 +77,7 @@ class Metric(torch.nn.Module):
             check_images(x, "x")
         if not isinstance(scale, int) or scale < 1:
             raise SrbenchError(f"scale must be a positive int, got {scale!r}")
-        return self.score(x, ref, scale=scale)
+        return self.score(x, ref, scale=scale, gray=bool(gray))
 
-    def score(self, x: torch.Tensor, ref: torch.Tensor | None, *, scale: int) -> torch.Tensor:
+    def score(self, x: torch.Tensor, ref: torch.Tensor | None, *, scale: int, gray: bool = False) -> torch.Tensor:
         raise NotImplementedError

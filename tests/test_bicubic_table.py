@@ -14,10 +14,12 @@ PUBLISHED = {
     ("urban100", 2): (26.88, 0.8403), ("urban100", 3): (24.46, 0.7349), ("urban100", 4): (23.14, 0.6577),
     ("urban100", 8): (20.74, 0.5160),
 }
-# Urban100 x8 SSIM: ours is 0.5138 (with a border of 8 = scale); the published 0.5160 lies between
-# our values with a 4-pixel border (0.5153) and none (0.5169), so that table used another SSIM
-# border convention at x8. PSNR agrees to 0.005 dB. Kept visible as a strict expected failure.
-KNOWN_DEVIATIONS = {("urban100", 8, "ssim")}
+# x8 SSIM on Set14 and Urban100: with the protocol's border of 8 pixels we get 0.5639 and 0.5138,
+# 0.0021-0.0022 below the published 0.5660 and 0.5160; with no border shave we get 0.5663 and
+# 0.5169, within tolerance. So those two published x8 SSIM figures were computed without the
+# shave, while Set5 x8 (0.6581 vs 0.6580) and every PSNR match with it. Kept visible as strict
+# expected failures rather than loosening the tolerance.
+KNOWN_DEVIATIONS = {("set14", 8, "ssim"), ("urban100", 8, "ssim")}
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +39,7 @@ def table(shared_data, tmp_path_factory):
 @pytest.mark.parametrize("metric", ["psnr", "ssim"])
 def test_bicubic_reproduces_published_table(table, key, metric, request):
     if (*key, metric) in KNOWN_DEVIATIONS:
-        request.applymarker(pytest.mark.xfail(strict=True, reason="published x8 SSIM used another border"))
+        request.applymarker(pytest.mark.xfail(strict=True, reason="published x8 SSIM was computed without the border shave"))
     expected = PUBLISHED[key][0 if metric == "psnr" else 1]
     ours = table[(key[0], key[1], metric)]
     tol = 0.02 if metric == "psnr" else 0.002

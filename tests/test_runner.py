@@ -137,3 +137,38 @@ def test_kill_9_then_rerun_gives_the_uninterrupted_table(tmp_path):
     assert kills >= 2
     pd.testing.assert_frame_equal(values(out), values(tmp_path / "ref"))
     assert not list(out.rglob(".tmp-*"))  # a rerun removes what a killed write left half-done
+
+
+def test_real_pairs_use_the_lr_files(tmp_path, monkeypatch):
+    """realsr-style pairs: LR files at HR/scale size are used as is; LR files registered at the HR
+    size (as RealSR stores them) are shrunk by the scale; a pair that fits neither is an error row."""
+    man = tmp_path / "manifests"
+    write_manifest(man, "pairs-run-test", """
+        kind = "paired"
+        scales = [2]
+        [layout]
+        hr = "Test/{scale}/*_HR.png"
+        lr = "Test/{scale}/{id}_LR{scale}.png"
+        id_regex = "(?P<id>.+)_HR"
+        """)
+    monkeypatch.setenv("SRBENCH_MANIFESTS", str(man))
+    folder = tmp_path / "data" / "pairs-run-test" / "Test" / "2"
+    folder.mkdir(parents=True)
+    hr = photo(64, 64, 5)
+    Image.fromarray(hr).save(folder / "small_HR.png")
+    Image.fromarray(hr[::2, ::2]).save(folder / "small_LR2.png")        # LR at HR/2
+    Image.fromarray(hr).save(folder / "registered_HR.png")
+    Image.fromarray(hr).save(folder / "registered_LR2.png")             # LR at the HR size
+    Image.fromarray(hr).save(folder / "odd_HR.png")
+    Image.fromarray(hr[:20, :20]).save(folder / "odd_LR2.png")          # fits neither
+    Image.fromarray(hr).save(folder / "lonely_HR.png")                  # no LR file
+    quiet(tmp_path / "run", spec(datasets=("pairs-run-test",), scales=(2,), data_root=str(tmp_path / "data"),
+                                 methods=(MethodSpec("nearest", "nearest"),)))
+    df = load_scores(tmp_path / "run")
+    assert set(df["degradation"]) == {"real-x2"}
+    status = df.groupby("image")["status"].first().to_dict()
+    assert status == {"small": "ok", "registered": "ok", "odd": "error", "lonely": "error"}
+    msgs = df.set_index("image")["message"]
+    assert "does not match HR" in msgs["odd"] and "no LR file for x2" in msgs["lonely"]
+    psnr = df[(df["metric"] == "psnr")].set_index("image")["value"]
+    assert psnr["small"] > 20 and psnr["registered"] > 20

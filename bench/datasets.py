@@ -24,7 +24,6 @@ Layout keys (paths relative to the dataset folder, ``*`` globs; ``{scale}`` is t
 from __future__ import annotations
 
 import fnmatch
-import hashlib
 import json
 import os
 import re
@@ -37,6 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
+from iqa.assets import cache_root, sha256_file
 from iqa.errors import SrbenchError, UnknownNameError
 
 from .io import IMAGE_EXTENSIONS
@@ -49,14 +49,6 @@ else:  # pragma: no cover
 
 class DatasetMissingError(SrbenchError):
     """A dataset whose files are not where they were looked for."""
-
-
-def cache_dir() -> Path:
-    base = os.environ.get("SRBENCH_CACHE")
-    if base:
-        return Path(base).expanduser()
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    return (Path(xdg).expanduser() if xdg else Path.home() / ".cache") / "srbench"
 
 
 def manifest_dirs() -> list[Path]:
@@ -74,7 +66,7 @@ def data_roots(data_root: str | Path | None = None) -> list[Path]:
         roots += [Path(p).expanduser() for p in str(data_root).split(os.pathsep) if p]
     if os.environ.get("SRBENCH_DATA"):
         roots += [Path(p).expanduser() for p in os.environ["SRBENCH_DATA"].split(os.pathsep) if p]
-    roots.append(cache_dir() / "data")
+    roots.append(cache_root() / "data")
     return roots
 
 
@@ -339,14 +331,6 @@ class Dataset:
             elif (actual := sha256_file(path)) != expected:
                 problems.append(f"{path}: sha256 {actual} does not match the expected {expected}")
         return problems
-
-
-def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(chunk), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 # ---------------------------------------------------------------------------------------------

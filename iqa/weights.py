@@ -28,6 +28,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from . import assets
 from .errors import MissingAssetError, SrbenchError
 
 __all__ = [
@@ -96,31 +97,18 @@ def find_backbone_weights(arch: str, path: str | os.PathLike[str] | None = None)
 
 
 def load_state_dict(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
-    """Tensors of a ``.safetensors`` file or a torch checkpoint (``weights_only``: no code runs).
-
-    A checkpoint holding ``{"state_dict": ...}`` or ``{"params": ...}`` is unwrapped.
+    """Tensors of a ``.safetensors`` file or a torch checkpoint, loaded safely by
+    ``iqa.assets.load_state_dict`` (no pickled code runs). A checkpoint holding
+    ``{"state_dict": ...}`` or ``{"params": ...}`` is unwrapped.
     """
-    p = Path(path)
-    if not p.is_file():
-        raise MissingAssetError(f"weights file {str(p)!r} does not exist")
-    try:
-        if p.suffix == ".safetensors":
-            from safetensors.torch import load_file
-
-            obj: object = load_file(str(p), device="cpu")
-        else:
-            obj = torch.load(p, map_location="cpu", weights_only=True)
-    except Exception as e:  # noqa: BLE001 - any parse error is a bad file
-        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise SrbenchError(f"cannot read weights file {str(p)!r}: {msg}") from None
-    if isinstance(obj, Mapping):
-        for key in ("state_dict", "params"):
-            inner = obj.get(key)
-            if isinstance(inner, Mapping):
-                obj = inner
-                break
-    if not isinstance(obj, Mapping) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
-        raise SrbenchError(f"weights file {str(p)!r} does not hold a state dict of tensors")
+    obj: Mapping = assets.load_state_dict(path)[0]
+    for key in ("state_dict", "params"):
+        inner = obj.get(key)
+        if isinstance(inner, Mapping):
+            obj = inner
+            break
+    if not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise SrbenchError(f"weights file {str(path)!r} does not hold a state dict of tensors")
     return dict(obj)
 
 

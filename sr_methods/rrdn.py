@@ -49,7 +49,7 @@ from iqa.errors import MissingAssetError, SrbenchError
 from iqa.registry import Entry
 
 from .base import SRMethod
-from .tiling import BLENDS, tiled_upscale
+from .tiling import check_tile_options, tiled_upscale
 from .weights import resolve_weights, sha256_bytes
 
 __all__ = ["RRDN", "RRDNConfig", "RRDNMethod", "build_from_path", "build_named", "depth_to_space",
@@ -301,18 +301,7 @@ class RRDNMethod(SRMethod):
         if cfg.in_channels != 3 or cfg.out_channels != 3:
             raise SrbenchError(f"{name}: RRDNMethod needs an RGB model, got channels {cfg.in_channels} -> "
                                f"{cfg.out_channels}")
-        if tile is not None and (isinstance(tile, bool) or not isinstance(tile, int) or tile < 1):
-            raise SrbenchError(f"tile must be None or a positive int (LR pixels), got {tile!r}")
-        if tile_overlap is not None and (isinstance(tile_overlap, bool) or not isinstance(tile_overlap, int)
-                                         or tile_overlap < 0):
-            raise SrbenchError(f"tile_overlap must be None or an int >= 0 (LR pixels), got {tile_overlap!r}")
-        if tile_blend not in BLENDS:
-            raise SrbenchError(f"tile_blend must be one of {', '.join(map(repr, BLENDS))}, got {tile_blend!r}")
-        if tile is not None:
-            if tile_overlap is None:
-                tile_overlap = min(16, tile // 2)
-            if tile_overlap >= tile:
-                raise SrbenchError(f"tile_overlap ({tile_overlap}) must be smaller than the tile ({tile} LR pixels)")
+        _, tile_overlap = check_tile_options(tile, tile_overlap, tile_blend)
         self.model = model.eval()
         self.name = name
         self.scales = (cfg.scale,)

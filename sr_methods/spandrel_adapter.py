@@ -20,86 +20,26 @@ output is repeated over RGB). ``tile=N`` runs the model on overlapping ``N x N``
 
 from __future__ import annotations
 
-import io
 import os
-import pickle
-import re
 from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 
+from iqa.assets import load_state_dict, one_line as _one_line
 from iqa.errors import MissingAssetError, SrbenchError
 from iqa.registry import Entry
 
 from .base import SRMethod
-from .tiling import BLENDS, tiled_upscale
-from .weights import resolve_weights, sha256_bytes
+from .tiling import check_tile_options, tiled_upscale
+from .weights import resolve_weights
 
 __all__ = ["SpandrelMethod", "build_from_path", "build_named", "load_state_dict", "pad_to"]
 
 DEFAULT_OVERLAP = 16  # LR pixels of overlap between tiles, unless the tile is smaller than 32
 
-PICKLE_SUFFIXES = (".pth", ".pt", ".ckpt", ".bin")
-SUFFIXES = (*PICKLE_SUFFIXES, ".safetensors")
-
 # BT.601 luma (full range, as PIL's "L" conversion) for single-channel models
 _LUMA = (0.299, 0.587, 0.114)
-
-
-def _one_line(text: str, limit: int = 300) -> str:
-    line = " ".join(str(text).split())
-    return line if len(line) <= limit else line[: limit - 3] + "..."
-
-
-def _unpickling_reason(message: str) -> str:
-    """The informative sentence of torch's multi-paragraph ``weights_only`` error."""
-    for pattern in (r"Trying to load unsupported GLOBAL [^\n]*", r"Unsupported global: [^\n]*",
-                    r"Unsupported operand [^\n]*", r"WeightsUnpickler error: [^\n]+"):
-        m = re.search(pattern, message)
-        if m:
-            return _one_line(m.group(0).rstrip(". "))
-    return _one_line(message.splitlines()[0] if message else "unreadable pickle")
-
-
-def load_state_dict(path: str | os.PathLike[str]) -> tuple[dict[str, Any], str]:
-    """Read ``path`` once and return ``(state_dict, sha256 of its bytes)``; never runs pickled code."""
-    path = Path(path)
-    suffix = path.suffix.lower()
-    if suffix not in SUFFIXES:
-        raise SrbenchError(f"cannot load {path}: unsupported weights file type {suffix or '(none)'!r} "
-                           f"(supported: {', '.join(SUFFIXES)})")
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise MissingAssetError(f"weights file not found: {path}") from None
-    except OSError as e:
-        raise SrbenchError(f"cannot read weights file {path}: {_one_line(e.strerror or str(e))}") from None
-    digest = sha256_bytes(data)
-    if suffix == ".safetensors":
-        from safetensors.torch import load as load_safetensors
-
-        try:
-            obj: Any = load_safetensors(data)
-        except Exception as e:
-            raise SrbenchError(f"cannot load {path} as safetensors: {_one_line(e)}") from None
-    else:
-        try:
-            obj = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
-        except pickle.UnpicklingError as e:
-            raise SrbenchError(f"refused to load {path}: not a plain tensor checkpoint, loading it could run code "
-                               f"({_unpickling_reason(str(e))})") from None
-        except RuntimeError as e:
-            if "TorchScript" in str(e):
-                raise SrbenchError(f"refused to load {path}: a TorchScript archive, not a state dict "
-                                   "(save model.state_dict() as .pth or .safetensors)") from None
-            raise SrbenchError(f"cannot load {path} as a PyTorch checkpoint: {_one_line(e)}") from None
-        except Exception as e:
-            raise SrbenchError(f"cannot load {path} as a PyTorch checkpoint: {_one_line(e)}") from None
-    if not isinstance(obj, dict):
-        raise SrbenchError(f"cannot load {path}: expected a state dict, found a {type(obj).__name__}")
-    return obj, digest
 
 
 def _describe(state_dict: dict[str, Any], path: Path) -> Any:
@@ -153,13 +93,9 @@ class SpandrelMethod(SRMethod):
                  tile: int | None = None, tile_overlap: int | None = None, tile_blend: str = "crop",
                  half: bool = False, extra: dict[str, Any] | None = None):
         super().__init__()
-        if tile is not None and (isinstance(tile, bool) or not isinstance(tile, int) or tile < 1):
-            raise SrbenchError(f"tile must be None or a positive int (LR pixels), got {tile!r}")
-        if tile_overlap is not None and (isinstance(tile_overlap, bool) or not isinstance(tile_overlap, int)
-                                         or tile_overlap < 0):
-            raise SrbenchError(f"tile_overlap must be None or an int >= 0 (LR pixels), got {tile_overlap!r}")
-        if tile_blend not in BLENDS:
-            raise SrbenchError(f"tile_blend must be one of {', '.join(map(repr, BLENDS))}, got {tile_blend!r}")
+        req = descriptor.size_requirements
+        self._tile, tile_overlap = check_tile_options(tile, tile_overlap, tile_blend, align=req.multiple_of,
+                                                      minimum=req.minimum, default_overlap=DEFAULT_OVERLAP)
         if not isinstance(half, bool):
             raise SrbenchError(f"half must be True or False, got {half!r}")
         if half and not descriptor.supports_half:
@@ -173,14 +109,6 @@ class SpandrelMethod(SRMethod):
         self.weights, self.sha256 = weights, sha256
         self.tile, self.tile_overlap, self.tile_blend, self.half = tile, tile_overlap, tile_blend, half
         self.extra = dict(extra or {})
-        if tile is not None:
-            req = descriptor.size_requirements
-            align = req.multiple_of
-            self._tile = max(-(-tile // align) * align, req.minimum)
-            if tile_overlap is None:  # default: 16 LR pixels, at most half the tile
-                self.tile_overlap = tile_overlap = min(DEFAULT_OVERLAP, self._tile // 2)
-            if tile_overlap >= self._tile:
-                raise SrbenchError(f"tile_overlap ({tile_overlap}) must be smaller than the tile ({self._tile} LR pixels)")
         descriptor.to(torch.device("cpu")).eval()
 
     @property

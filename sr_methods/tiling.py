@@ -33,7 +33,7 @@ import torch
 
 from iqa.errors import SrbenchError
 
-__all__ = ["BLENDS", "tile_starts", "tiled_upscale"]
+__all__ = ["BLENDS", "check_tile_options", "tile_starts", "tiled_upscale"]
 
 BLENDS = ("crop", "feather")
 
@@ -139,3 +139,27 @@ def tiled_upscale(fn: Callable[[torch.Tensor], torch.Tensor], lr: torch.Tensor, 
     if wsum is not None:
         out /= wsum
     return out
+
+
+def check_tile_options(tile: object, tile_overlap: object, tile_blend: object, *, align: int = 1,
+                       minimum: int = 1, default_overlap: int = 16) -> tuple[int | None, int | None]:
+    """Validate a network method's tiling options; returns ``(tile, overlap)`` with the tile rounded
+    up to ``align`` (and at least ``minimum``) and the overlap defaulting to ``default_overlap`` LR
+    pixels, at most half the tile. ``(None, None)`` when tiling is off."""
+    from iqa.errors import SrbenchError
+
+    if tile is not None and (isinstance(tile, bool) or not isinstance(tile, int) or tile < 1):
+        raise SrbenchError(f"tile must be None or a positive int (LR pixels), got {tile!r}")
+    if tile_overlap is not None and (isinstance(tile_overlap, bool) or not isinstance(tile_overlap, int)
+                                     or tile_overlap < 0):
+        raise SrbenchError(f"tile_overlap must be None or an int >= 0 (LR pixels), got {tile_overlap!r}")
+    if tile_blend not in BLENDS:
+        raise SrbenchError(f"tile_blend must be one of {', '.join(map(repr, BLENDS))}, got {tile_blend!r}")
+    if tile is None:
+        return None, tile_overlap
+    tile = max(-(-tile // align) * align, minimum)
+    if tile_overlap is None:
+        tile_overlap = min(default_overlap, tile // 2)
+    if tile_overlap >= tile:
+        raise SrbenchError(f"tile_overlap ({tile_overlap}) must be smaller than the tile ({tile} LR pixels)")
+    return tile, tile_overlap

@@ -7,7 +7,7 @@ Search order for file ``F``:
 
 1. the ``weights=`` option: a file, or a folder holding ``F``;
 2. ``$SRBENCH_WEIGHTS/F``;
-3. ``${SRBENCH_CACHE:-~/.cache/srbench}/weights/F``;
+3. ``<srbench cache>/weights/F`` (``$SRBENCH_CACHE``, default ``~/.cache/srbench``);
 4. if the entry has a URL: download into the cache folder (temporary file, sha256 check, rename).
 
 Nothing is downloaded at import or for entries without a URL. A sha256 mismatch is always an error.
@@ -15,10 +15,10 @@ Nothing is downloaded at import or for entries without a URL. A sha256 mismatch 
 
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path
 
+from iqa.assets import cache_root, sha256_bytes, sha256_file
 from iqa.errors import MissingAssetError, SrbenchError
 
 __all__ = ["cache_dir", "resolve_weights", "sha256_bytes", "sha256_file", "verify_sha256"]
@@ -28,21 +28,8 @@ ENV_CACHE = "SRBENCH_CACHE"
 
 
 def cache_dir() -> Path:
-    """``${SRBENCH_CACHE:-~/.cache/srbench}/weights``; not created here."""
-    root = os.environ.get(ENV_CACHE) or os.path.join("~", ".cache", "srbench")
-    return Path(root).expanduser() / "weights"
-
-
-def sha256_file(path: str | os.PathLike[str]) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def sha256_bytes(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
+    """``<srbench cache>/weights`` (see ``iqa.assets.cache_root``); not created here."""
+    return cache_root() / "weights"
 
 
 def verify_sha256(path: str | os.PathLike[str], expected: str, actual: str | None = None) -> None:

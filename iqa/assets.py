@@ -219,6 +219,9 @@ class AssetManager:
         if not force and self.status(name) == "ok":
             return dest
         sources = _select_sources(asset, source)
+        if not sources:
+            raise MissingAssetError(f"asset {name!r} has no public source: fetch it with --source local:PATH "
+                                    f"(a file with sha256 {asset.sha256})")
         errors = []
         for src in sources:
             try:

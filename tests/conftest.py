@@ -33,7 +33,10 @@ def _guard(connect):
 
 
 @pytest.fixture(autouse=True, scope="session")
-def _block_network():
+def _block_network(tmp_path_factory):
+    # tests never see the user's cache (downloaded or converted assets): a fresh one per session
+    os.environ["SRBENCH_CACHE"] = str(tmp_path_factory.mktemp("srbench-cache"))
+    os.environ.pop("SRBENCH_WEIGHTS", None)
     socket.socket.connect = _guard(_real_connect)
     socket.socket.connect_ex = _guard(_real_connect_ex)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")

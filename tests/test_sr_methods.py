@@ -335,7 +335,8 @@ def test_named_entry_missing_weights(empty_weight_dirs):
         create_method("craft-x4")
     msg = str(err.value)
     assert "craft_x4.pth" in msg and str(t / "w") in msg and str(t / "cache" / "weights") in msg
-    assert "weights=" in msg and "SRBENCH_WEIGHTS" in msg and "SRBENCH_CACHE" in msg and "\n" not in msg
+    assert str(t / "cache" / "assets") in msg and "srbench assets fetch craft-x4" in msg
+    assert "weights=" in msg and "SRBENCH_WEIGHTS" in msg and "\n" not in msg
     with pytest.raises(MissingAssetError, match="not found: .*elsewhere.pth"):
         create_method("craft-x4", weights=t / "elsewhere.pth")
 

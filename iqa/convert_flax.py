@@ -306,3 +306,15 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def asset_converter(arch: str):
+    """The asset manager's converter for ``arch``: ``(raw_files, out_path)`` -> ``convert_file``."""
+    def convert(files: list[Path], out: Path) -> None:
+        ckpt = next(Path(f) for f in files if Path(f).name == f"{arch}.ckpt")
+        convert_file(ckpt, arch, out)
+    return convert
+
+
+convert_alexnet_asset = asset_converter("alexnet")
+convert_vgg16_asset = asset_converter("vgg16")

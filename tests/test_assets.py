@@ -147,3 +147,46 @@ def test_real_fetch_of_every_asset(tmp_path):
         if A.ASSETS.get(name).sources:
             manager.register(A.ASSETS.get(name))
             assert manager.fetch(name).is_file()
+
+
+def test_url_source_over_loopback_http(manager, tmp_path):
+    """A real HTTP download, from a server on 127.0.0.1 that the test starts and stops."""
+    import functools
+    import http.server
+    import threading
+
+    (tmp_path / "srv").mkdir()
+    (tmp_path / "srv" / "w.bin").write_bytes(b"served")
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path / "srv"))
+    handler.log_message = lambda *a, **k: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/w.bin"
+        manager.register(A.Asset("w", "w.bin", sha(b"served"), "MIT", (A.Source("url", url),)))
+        assert manager.fetch("w").read_bytes() == b"served"
+        manager.register(A.Asset("gone", "g.bin", None, "MIT", (A.Source("url", url + ".missing"),)))
+        with pytest.raises(MissingAssetError, match="404"):
+            manager.fetch("gone")
+    finally:
+        server.shutdown()
+        thread.join(5)
+
+
+def test_hf_source_calls_the_hub_client(manager, tmp_path, monkeypatch):
+    import huggingface_hub
+
+    calls = []
+
+    def fake(repo_id, filename, local_dir):
+        calls.append((repo_id, filename))
+        out = Path(local_dir) / filename
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_bytes(b"hub")
+        return str(out)
+
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", fake)
+    manager.register(A.Asset("h", "h.bin", sha(b"hub"), "MIT", (A.Source("hf", "owner/repo/sub/h.bin"),)))
+    assert manager.fetch("h").read_bytes() == b"hub"
+    assert calls == [("owner/repo", "sub/h.bin")]

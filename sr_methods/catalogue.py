@@ -66,8 +66,8 @@ _RRDN_SHA = {
     4: "6746f4fe87623f89adb73ee1c97125b456e52857e41383fcb26eef2a4c688141",
     8: "bb447ce8db19265ef129727d68712dc1b732891ce0deaab2d2a35a3d75536f85",
 }
-_NCNN_SHA = {"realesrgan-x4plus": "7a557a17f8e9aa8af00a1c365bd383b60b52d469c91655915384114a5f694f95",
-             "realesr-animevideov3-x4": "344550974aaa501a87174e6851f0f1cb44fb4c7d3f3ecc4cb202aa9a86b2a4b8"}
+_NCNN_SHA = {"realesrgan-x4plus": "78a0874d04d3dbbd965df1dee0a3ce3f6f2ebd858e5a4689c0b90195d8a17e24",
+             "realesr-animevideov3-x4": "2f5a9026f2f6393c7a17b0f150cf3b17f572d372f71b7b39e070cea3e2814ca3"}
 
 
 def register_assets() -> None:

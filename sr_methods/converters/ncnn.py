@@ -40,13 +40,13 @@ import hashlib
 import json
 import math
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from iqa.assets import write_safetensors
 from iqa.errors import MissingAssetError, SrbenchError
 
 __all__ = ["NcnnConversion", "NcnnLayer", "convert_file", "convert_ncnn", "inspect_ncnn", "parse_param",
@@ -556,8 +556,6 @@ def convert_file(param_path: str | os.PathLike[str], bin_path: str | os.PathLike
     The file's metadata holds one entry, ``METADATA_KEY``: a JSON object with the architecture, the
     scale, the hyperparameters, the source files' names and sha256 and any dropped resize. The same
     inputs always give the same bytes (so a catalogue sha256 of a converted file is reproducible)."""
-    from safetensors.torch import save_file
-
     param_path, bin_path, out_path = Path(param_path), Path(bin_path), Path(out_path)
     if out_path.suffix.lower() != ".safetensors":
         raise SrbenchError(f"output must be a .safetensors file, got {out_path}")
@@ -571,16 +569,4 @@ def convert_file(param_path: str | os.PathLike[str], bin_path: str | os.PathLike
     # One metadata entry: safetensors writes several in a random order, and the file's sha256 must
     # not depend on the run that converted it.
     metadata = {METADATA_KEY: json.dumps(about, sort_keys=True)}
-    tmp = None
-    try:
-        out_path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{out_path.name}.", suffix=".tmp", dir=out_path.parent)
-        os.close(fd)
-        save_file({k: v.contiguous() for k, v in info.state_dict.items()}, tmp, metadata=metadata)
-        os.replace(tmp, out_path)
-    except OSError as e:
-        raise SrbenchError(f"cannot write {out_path}: {e.strerror or e}") from None
-    finally:
-        if tmp is not None and os.path.exists(tmp):
-            os.unlink(tmp)
-    return out_path
+    return write_safetensors(info.state_dict, metadata, out_path)

@@ -33,7 +33,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import struct
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -42,6 +41,7 @@ from typing import Any
 
 import numpy as np
 
+from iqa.assets import write_safetensors
 from iqa.errors import MissingAssetError, SrbenchError
 
 __all__ = ["KerasLayer", "TFJSModel", "convert_file", "convert_rrdn", "decode_weight", "load_tfjs_model",
@@ -523,16 +523,6 @@ def _sha256_sources(model_json: Path) -> str:
     return h.hexdigest()
 
 
-def _canonical_header(data: bytes) -> bytes:
-    """Rewrite a safetensors file's JSON header with sorted keys (safetensors writes its metadata in
-    hash order), so that converting the same model always gives the same bytes and sha256. Layout:
-    8-byte little-endian header length, the header padded with spaces to a multiple of 8, the data."""
-    (n,) = struct.unpack("<Q", data[:8])
-    header = json.dumps(json.loads(data[8:8 + n]), sort_keys=True, separators=(",", ":")).encode()
-    header += b" " * (-len(header) % 8)
-    return struct.pack("<Q", len(header)) + header + data[8 + n:]
-
-
 def convert_file(model_json: str | os.PathLike[str], out_path: str | os.PathLike[str]) -> Path:
     """Convert a TF.js RRDN to ``out_path`` (``.safetensors``), atomically (temporary file, then rename).
 
@@ -540,8 +530,6 @@ def convert_file(model_json: str | os.PathLike[str], out_path: str | os.PathLike
     config), each config field as its own key, ``source`` (the model.json path as given, last two
     components) and ``source_sha256`` (over model.json and its shards).
     """
-    from safetensors.torch import save as save_safetensors
-
     from ..rrdn import METADATA_FORMAT
 
     src, out = Path(model_json), Path(out_path)
@@ -552,21 +540,7 @@ def convert_file(model_json: str | os.PathLike[str], out_path: str | os.PathLike
             **{k: str(v) for k, v in config.items()},
             "source": "/".join(src.parts[-2:]), "source_sha256": _sha256_sources(src),
             "converter": "sr_methods.converters.tfjs"}
-    data = _canonical_header(save_safetensors({k: v.contiguous() for k, v in sd.items()}, metadata=meta))
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.part")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, out)
-    except OSError as e:
-        raise SrbenchError(f"cannot write {out}: {e.strerror or e}") from None
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return out
+    return write_safetensors(sd, meta, out)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

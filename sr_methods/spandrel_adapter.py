@@ -26,7 +26,8 @@ from typing import Any
 
 import torch
 
-from iqa.assets import load_state_dict, one_line as _one_line
+from iqa.assets import load_state_dict
+from iqa.assets import one_line as _one_line
 from iqa.errors import MissingAssetError, SrbenchError
 from iqa.registry import Entry
 

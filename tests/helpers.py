@@ -72,3 +72,19 @@ def tiny_spandrel_checkpoint(path: Path, scale: int = 4, seed: int = 0) -> Path:
     torch.manual_seed(seed)
     torch.save(Compact(num_in_ch=3, num_out_ch=3, num_feat=8, num_conv=2, upscale=scale).state_dict(), path)
     return path
+
+
+def calibra_dir() -> Path:
+    """pyiqa's installed ResultsCalibra folder (TID2013 ref_dir/dist_dir pairs); skips without it."""
+    import importlib.util
+
+    import pytest
+
+    spec = importlib.util.find_spec("pyiqa")
+    if spec is None or not spec.submodule_search_locations:
+        pytest.skip("pyiqa is not installed (its ResultsCalibra images are the test pairs)")
+    pkg = Path(next(iter(spec.submodule_search_locations)))
+    for d in (pkg / "ResultsCalibra", pkg.parent / "ResultsCalibra"):
+        if (d / "ref_dir").is_dir():
+            return d
+    pytest.skip("pyiqa's ResultsCalibra images were not found")

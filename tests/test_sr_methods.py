@@ -19,7 +19,14 @@ import torch
 from PIL import Image
 
 from iqa.errors import MissingAssetError, SrbenchError, UnknownNameError
-from sr_methods import METHODS, SRMethod, UnsupportedScaleError, create_method, list_methods, method_info
+from sr_methods import (
+    METHODS,
+    SRMethod,
+    UnsupportedScaleError,
+    create_method,
+    list_methods,
+    method_info,
+)
 from sr_methods.spandrel_adapter import load_state_dict, pad_to
 from sr_methods.tiling import tile_starts, tiled_upscale
 from sr_methods.weights import resolve_weights

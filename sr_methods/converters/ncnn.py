@@ -46,7 +46,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from iqa.assets import write_safetensors
+from iqa.assets import read_file_bytes, write_safetensors
 from iqa.errors import MissingAssetError, SrbenchError
 
 __all__ = ["NcnnConversion", "NcnnLayer", "convert_file", "convert_ncnn", "inspect_ncnn", "parse_param",
@@ -499,13 +499,7 @@ def _read_pair(param_path: str | os.PathLike[str], bin_path: str | os.PathLike[s
                ) -> tuple[list[NcnnLayer], dict[str, dict[str, np.ndarray]]]:
     layers = read_param(param_path)
     bin_path = Path(bin_path)
-    try:
-        data = bin_path.read_bytes()
-    except FileNotFoundError:
-        raise MissingAssetError(f"ncnn .bin file not found: {bin_path}") from None
-    except OSError as e:
-        raise SrbenchError(f"cannot read {bin_path}: {e.strerror or e}") from None
-    return layers, read_bin(layers, data, str(bin_path))
+    return layers, read_bin(layers, read_file_bytes(bin_path, "ncnn .bin file"), str(bin_path))
 
 
 def inspect_ncnn(param_path: str | os.PathLike[str], bin_path: str | os.PathLike[str]) -> NcnnConversion:

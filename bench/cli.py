@@ -58,6 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--data-root", help="folder(s) holding datasets (also SRBENCH_DATA)")
     r.add_argument("--save-sr", action="store_true", default=None, help="keep SR images as PNG in the run folder")
     r.add_argument("--out", type=Path, help="run folder (default runs/<name>); a rerun resumes it")
+    r.add_argument("--offline", action="store_true",
+                   help="never fetch missing pretrained assets (also SRBENCH_OFFLINE=1); their cells are 'unavailable'")
     r.add_argument("--no-progress", action="store_true", help="no progress bars")
     r.add_argument("--no-report", action="store_true", help="do not print the leaderboard at the end")
 
@@ -136,7 +138,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     out = args.out or _default_out(spec, args)
     print(f"srbench run -> {out}  ({len(spec.datasets)} datasets x {len(spec.scales)} scales x "
           f"{len(spec.methods)} methods; metrics {', '.join(spec.metrics)}; protocol {spec.protocol})", flush=True)
-    results = Runner(spec, out, progress=False if args.no_progress else None).run()
+    results = Runner(spec, out, progress=False if args.no_progress else None,
+                     fetch=False if args.offline else None).run()
     missing = [r for r in results if r.status in ("missing", "unavailable")]
     errors = sum(r.n_errors for r in results)
     if not args.no_report:

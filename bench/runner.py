@@ -136,8 +136,10 @@ def _row(item_id: str, ctx: dict[str, Any], metric: str, value: float, status: s
 
 class Runner:
     def __init__(self, spec: RunSpec, out: str | Path, *, echo: Callable[[str], None] | None = None,
-                 progress: bool | None = None):
+                 progress: bool | None = None, fetch: bool | None = None):
         self.spec = spec
+        # fetch missing pretrained assets that have a public source (off with SRBENCH_OFFLINE=1)
+        self.fetch = fetch if fetch is not None else os.environ.get("SRBENCH_OFFLINE", "") in ("", "0")
         self.out = Path(out)
         self.protocol = get_protocol(spec.protocol)
         self.echo = echo or (lambda s: print(s, flush=True))
@@ -146,11 +148,35 @@ class Runner:
         self._said_missing: set[str] = set()
 
     # -- set-up -----------------------------------------------------------------------------------
+    def _with_assets(self, what: str, assets: tuple[str, ...], build: Callable[[], Any]) -> Any:
+        """``build()``; when it lacks an asset that has a public source, fetch it and build again
+        (unless offline: ``fetch=False`` or ``SRBENCH_OFFLINE=1``)."""
+        try:
+            return build()
+        except iqa.MissingAssetError:
+            if not self.fetch or not assets:
+                raise
+            from iqa.assets import ASSETS
+
+            todo = [a for a in assets if ASSETS.status(a) != "ok" and ASSETS.get(a).sources]
+            if not todo:  # nothing we could fetch: the original error stands
+                raise
+        for name in todo:
+            src = ", ".join(s.describe() for s in ASSETS.get(name).sources)
+            self.echo(f"fetching asset {name} for {what} from {src} (SRBENCH_OFFLINE=1 or --offline to skip)")
+            try:
+                ASSETS.fetch(name)
+            except SrbenchError as e:
+                self.echo(f"!! asset {name}: {e}")
+        return build()
+
     def _build_metrics(self, dev: torch.device) -> tuple[dict[str, iqa.Metric], dict[str, str]]:
         metrics, unavailable = {}, {}
         for name in self.spec.metrics:
             try:
-                metrics[name] = iqa.create_metric(name, protocol=self.protocol, device=dev)
+                assets = tuple(iqa.METRICS.get(name).meta.get("assets", ()))
+                metrics[name] = self._with_assets(f"metric {name}", assets, lambda: iqa.create_metric(
+                    name, protocol=self.protocol, device=dev))
             except SrbenchError as e:
                 if isinstance(e, iqa.UnknownNameError):
                     raise
@@ -160,11 +186,15 @@ class Runner:
 
     def _build_methods(self, dev: torch.device) -> tuple[dict[str, Any], dict[str, str]]:
         import sr_methods
+        from sr_methods.catalogue import register_assets
 
+        register_assets()
         methods, unavailable = {}, {}
         for m in self.spec.methods:
             try:
-                methods[m.label] = sr_methods.create_method(m.name, device=dev, **m.options)
+                assets = tuple(sr_methods.method_info(m.name).get("assets", ()))
+                methods[m.label] = self._with_assets(f"method {m.label}", assets, lambda: sr_methods.create_method(
+                    m.name, device=dev, **m.options))
             except SrbenchError as e:
                 if isinstance(e, iqa.UnknownNameError):
                     raise

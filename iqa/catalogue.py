@@ -1,4 +1,8 @@
-"""The catalogue of metrics: one line per metric. Factories are imported lazily."""
+"""The catalogue of metrics: one line per metric. Factories are imported lazily.
+
+``assets`` names the pretrained files (``iqa.assets.ASSETS``) a metric needs; ``srbench run``
+fetches them when they are missing (unless offline).
+"""
 
 from __future__ import annotations
 
@@ -14,10 +18,11 @@ METRICS.register("psnr", "iqa.fr:PSNR", kind="fr", higher_better=True, range=(0.
 METRICS.register("ssim", "iqa.fr:SSIM", kind="fr", higher_better=True, range=(-1.0, 1.0), backbone=None,
                  description="structural similarity, 11x11 Gaussian window (sigma 1.5), as BasicSR/MATLAB")
 METRICS.register("lpips", "iqa.lpips:LPIPS", kind="fr", higher_better=False, range=(0.0, _INF), backbone="alexnet",
-                 description="LPIPS v0.1 with the AlexNet backbone")
+                 assets=("alexnet",), description="LPIPS v0.1 with the AlexNet backbone")
 METRICS.register("lpips-vgg", "iqa.lpips:LPIPS_VGG", kind="fr", higher_better=False, range=(0.0, _INF),
-                 backbone="vgg16", description="LPIPS v0.1 with the VGG16 backbone")
+                 backbone="vgg16", assets=("vgg16",), description="LPIPS v0.1 with the VGG16 backbone")
 METRICS.register("dists", "iqa.dists:DISTS", kind="fr", higher_better=False, range=(0.0, 1.0), backbone="vgg16",
-                 description="DISTS (structure and texture similarity on VGG16 features)")
+                 assets=("vgg16",), description="DISTS (structure and texture similarity on VGG16 features)")
 METRICS.register("niqe", "iqa.niqe:NIQE", kind="nr", higher_better=False, range=(0.0, _INF), backbone=None,
+                 assets=("niqe-pris-params",),
                  description="NIQE naturalness, no reference (pyiqa's code, MATLAB's pristine model)")

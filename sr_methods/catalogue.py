@@ -3,11 +3,14 @@
 Every factory takes the registry entry as ``entry=`` plus the user's options as keyword arguments;
 ``create_method`` rejects options a factory does not name. Metadata per entry:
 
-- ``kind``: ``"interpolation"`` or ``"spandrel"`` (a named network loaded through spandrel);
+- ``kind``: ``"interpolation"``, ``"spandrel"`` (a named network loaded through spandrel), ``"rrdn"``
+  (our RRDN port) or ``"family"`` (one name for per-scale networks, ``members``: scale -> method);
 - ``scales``: supported integer scales, ``None`` for any;
 - ``backbone``: guidance backbone of CLIP-guided methods, else ``None``;
 - named networks: ``architecture`` (spandrel's name), ``file``, ``sha256``, ``licence``, ``url``
-  (``None``: never downloaded; the file must be supplied, see ``sr_methods.weights``).
+  (``None``: never downloaded; the file must be supplied, see ``sr_methods.weights``);
+- ``assets``: the asset names (``iqa.assets.ASSETS``) holding the weights; ``srbench run`` fetches
+  missing ones that have a public source, unless offline.
 
 Any other spandrel checkpoint is used without a catalogue line as ``"spandrel:PATH"``.
 """
@@ -36,7 +39,7 @@ METHODS.register("lanczos", _INTERP, kind="interpolation", kernel="lanczos3", sc
 # named networks: architecture, scale, weight file, sha256, licence, URL
 METHODS.register("craft-x4", _NETWORK, kind="spandrel", architecture="CRAFT", scales=(4,), backbone=None,
                  file="craft_x4.pth", sha256="a3d57001df7e856be6b4e3553d77be3b038609f34db5d41b43c3e6c67756a381",
-                 licence="MIT", url=None,
+                 licence="MIT", url=None, assets=("craft-x4",),
                  description="CRAFT (Li et al., ICCV 2023), lightweight x4 SR for bicubic degradation")
 
 _RRDN = "sr_methods.rrdn:build_named"
@@ -100,10 +103,15 @@ for _model, _arch, _desc in (
         ("realesr-animevideov3-x4", "Compact", "Real-ESRGAN animevideo v3 x4, SRVGG 'Compact' network, 0.6 M params")):
     METHODS.register(_model, _NETWORK, kind="spandrel", architecture=_arch, scales=(4,), backbone=None,
                      file=f"{_model}.safetensors", sha256=_NCNN_SHA[_model], licence="BSD-3-Clause", url=None,
-                     asset=_model, description=_desc + "; `srbench assets fetch " + _model + "`")
+                     assets=(_model,), description=_desc + "; `srbench assets fetch " + _model + "`")
 for _scale, _sha in _RRDN_SHA.items():
     METHODS.register(f"esrgan-thick-x{_scale}", _RRDN, kind="rrdn", architecture="RRDN", scales=(_scale,),
                      backbone=None, file=f"esrgan_thick_x{_scale}.safetensors", sha256=_sha, licence="MIT",
-                     url=None, asset=f"esrgan-thick-x{_scale}",
+                     url=None, assets=(f"esrgan-thick-x{_scale}",),
                      description=f"idealo RRDN 'ESRGAN-thick' x{_scale}, PSNR-oriented, 7.3 M params; "
                                  f"`srbench assets fetch esrgan-thick-x{_scale}`")
+METHODS.register("esrgan-thick", "sr_methods.family:build_family", kind="family", architecture="RRDN",
+                 scales=tuple(_RRDN_SHA), backbone=None, members={s: f"esrgan-thick-x{s}" for s in _RRDN_SHA},
+                 assets=tuple(f"esrgan-thick-x{s}" for s in _RRDN_SHA),
+                 description="idealo RRDN 'ESRGAN-thick' at x2/x3/x4/x8 (one network per scale); "
+                             "`srbench assets fetch " + " ".join(f"esrgan-thick-x{s}" for s in _RRDN_SHA) + "`")

@@ -37,6 +37,7 @@ def _block_network(tmp_path_factory):
     # tests never see the user's cache (downloaded or converted assets): a fresh one per session
     os.environ["SRBENCH_CACHE"] = str(tmp_path_factory.mktemp("srbench-cache"))
     os.environ.pop("SRBENCH_WEIGHTS", None)
+    os.environ["SRBENCH_OFFLINE"] = "1"  # `srbench run` never fetches assets in tests
     socket.socket.connect = _guard(_real_connect)
     socket.socket.connect_ex = _guard(_real_connect_ex)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")

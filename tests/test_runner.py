@@ -190,3 +190,61 @@ def test_save_sr_keeps_the_scored_images(tmp_path):
     value = float(iqa.create_metric("psnr")(read_image(pngs[0])[None], hr, scale=4)[0])
     df = load_scores(tmp_path / "run")
     assert value == df[(df["image"] == "astronaut")]["value"].iloc[0]
+
+
+def _method_needing_an_asset(monkeypatch, tmp_path):
+    """A catalogue method whose weights are the asset 'runner-test-asset' (a local source)."""
+    import sr_methods
+    from iqa.assets import ASSETS, Asset, Source, sha256_file
+
+    src = tmp_path / "weights.bin"
+    src.write_bytes(b"not really weights, but checksummed")
+    monkeypatch.setitem(ASSETS._assets, "runner-test-asset",
+                        Asset("runner-test-asset", "runner_test.bin", sha256_file(src), "test", (Source("local", str(src)),)))
+
+    def build(*, entry):
+        ASSETS.require("runner-test-asset")
+        return sr_methods.create_method("bicubic")
+
+    from iqa.registry import Entry
+
+    monkeypatch.setitem(sr_methods.METHODS._entries, "needs-asset",  # removed again after the test
+                        Entry("needs-asset", build, {"scales": None, "assets": ("runner-test-asset",)}))
+    return ASSETS
+
+
+def test_run_fetches_a_missing_asset_unless_offline(tmp_path, monkeypatch):
+    assets = _method_needing_an_asset(monkeypatch, tmp_path)
+    s = spec(methods=(MethodSpec("needs-asset", "needs-asset"),), metrics=("psnr",))
+    lines = []
+    Runner(s, tmp_path / "offline", echo=lines.append, progress=False, fetch=False).run()
+    assert assets.status("runner-test-asset") == "missing"
+    assert any("needs-asset cannot run" in line and "srbench assets fetch runner-test-asset" in line for line in lines)
+    assert set(load_scores(tmp_path / "offline")["status"]) == {"unavailable"}
+
+    lines = []
+    Runner(s, tmp_path / "online", echo=lines.append, progress=False, fetch=True).run()
+    assert any(line.startswith("fetching asset runner-test-asset for method needs-asset from local:") for line in lines)
+    assert assets.status("runner-test-asset") == "ok"
+    scores = load_scores(tmp_path / "online")
+    assert len(scores) == 5 and (scores["status"] == "ok").all()
+
+
+def test_offline_environment_variable_stops_fetching(tmp_path, monkeypatch):
+    monkeypatch.setenv("SRBENCH_OFFLINE", "1")
+    assert Runner(spec(), tmp_path / "r").fetch is False
+    monkeypatch.setenv("SRBENCH_OFFLINE", "0")
+    assert Runner(spec(), tmp_path / "r").fetch is True
+
+
+def test_demo_spec_has_lpips_and_three_pretrained_networks():
+    import sr_methods
+    from bench.spec import DEMO_SPEC
+
+    assert "lpips" in DEMO_SPEC.metrics
+    kinds = {m.name: sr_methods.method_info(m.name)["kind"] for m in DEMO_SPEC.methods}
+    networks = [n for n, k in kinds.items() if k != "interpolation"]
+    assert len(networks) >= 3
+    for name in networks:  # each at a scale it supports, and with assets the manager can fetch
+        info = sr_methods.method_info(name)
+        assert set(info["scales"]) & set(DEMO_SPEC.scales) and info["assets"]

@@ -527,3 +527,30 @@ def test_gpu_half_and_device_roundtrip(tmp_path):
     assert torch.allclose(yh.cpu(), cpu, atol=1e-2)
     bic_gpu = create_method("bicubic", device="cuda").upscale(x.cuda(), 4).cpu()
     assert float((bic_gpu - create_method("bicubic").upscale(x, 4)).abs().max()) <= 1 / 255 + 1e-6
+
+
+def test_family_method_serves_each_scale_with_its_member():
+    import torch
+
+    import sr_methods
+    from sr_methods.family import FamilyMethod
+
+    fam = FamilyMethod("fam", {4: sr_methods.create_method("nearest"), 2: sr_methods.create_method("bicubic")})
+    assert fam.scales == (2, 4)
+    lr = torch.rand(1, 3, 12, 10)
+    assert torch.equal(fam.upscale(lr, 2), sr_methods.create_method("bicubic").upscale(lr, 2))
+    assert torch.equal(fam.upscale(lr, 4), sr_methods.create_method("nearest").upscale(lr, 4))
+    with pytest.raises(sr_methods.UnsupportedScaleError, match="supported scales: 2, 4"):
+        fam.upscale(lr, 3)
+    assert set(fam.provenance()["members"]) == {"x2", "x4"}
+
+
+def test_family_without_weights_names_every_missing_file():
+    import sr_methods
+    from iqa.errors import MissingAssetError
+
+    with pytest.raises(MissingAssetError) as e:
+        sr_methods.create_method("esrgan-thick")
+    msg = str(e.value)
+    assert "srbench assets fetch esrgan-thick-x2 esrgan-thick-x3 esrgan-thick-x4 esrgan-thick-x8" in msg
+    assert "\n" not in msg

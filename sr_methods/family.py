@@ -1,0 +1,58 @@
+"""One method name for a family of single-scale networks (e.g. ``esrgan-thick`` = the x2, x3, x4
+and x8 RRDN checkpoints): each scale is served by its own catalogue method.
+
+The catalogue entry names its members in ``members`` (``{scale: method name}``). All members are
+built up front, so a missing weight file is reported before the run starts, naming every file that
+is missing and the command that fetches them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from iqa.errors import MissingAssetError
+from iqa.registry import Entry
+
+from .base import SRMethod
+
+__all__ = ["FamilyMethod", "build_family"]
+
+
+class FamilyMethod(SRMethod):
+    """Delegates ``upscale(lr, s)`` to the member network for scale ``s``."""
+
+    def __init__(self, name: str, members: dict[int, SRMethod]):
+        super().__init__()
+        self.name = name
+        self.members = dict(sorted(members.items()))
+        self.scales = tuple(self.members)
+
+    def _upscale(self, lr, scale: int):
+        return self.members[scale].upscale(lr, scale)
+
+    def to(self, device: Any) -> "FamilyMethod":
+        super().to(device)
+        for m in self.members.values():
+            m.to(device)
+        return self
+
+    def provenance(self) -> dict[str, Any]:
+        return {**super().provenance(), "members": {f"x{s}": m.provenance() for s, m in self.members.items()}}
+
+
+def build_family(*, entry: Entry, weights: str | None = None, tile: int | None = None,
+                 tile_overlap: int | None = None) -> FamilyMethod:
+    """Catalogue factory: builds every member in ``entry.meta["members"]`` with the same options."""
+    from . import create_method
+
+    options = {k: v for k, v in (("weights", weights), ("tile", tile), ("tile_overlap", tile_overlap)) if v is not None}
+    members, missing = {}, []
+    for scale, member in entry.meta["members"].items():
+        try:
+            members[int(scale)] = create_method(member, **options)
+        except MissingAssetError:
+            missing.append(member)
+    if missing:
+        raise MissingAssetError(f"{entry.name}: weights missing for {', '.join(missing)}; "
+                                f"run `srbench assets fetch {' '.join(missing)}` (or pass weights=FOLDER)")
+    return FamilyMethod(entry.name, members)

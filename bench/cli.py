@@ -144,7 +144,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     errors = sum(r.n_errors for r in results)
     if not args.no_report:
         print()
-        print(render([out]))
+        print(render([out], with_reference=False))
     if missing or errors:
         print(f"srbench: {len(missing)} cell(s) could not run and {errors} image error(s); see the lines marked !! "
               f"and the notes above", file=sys.stderr)

@@ -56,6 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--seed", type=int, help="run seed (default 0)")
     r.add_argument("--device", help="auto (default), cpu, cuda or cuda:N")
     r.add_argument("--data-root", help="folder(s) holding datasets (also SRBENCH_DATA)")
+    r.add_argument("--limit", type=int, help="only the first N images (sorted by id) of each dataset")
     r.add_argument("--save-sr", action="store_true", default=None, help="keep SR images as PNG in the run folder")
     r.add_argument("--out", type=Path, help="run folder (default runs/<name>); a rerun resumes it")
     r.add_argument("--offline", action="store_true",
@@ -115,7 +116,7 @@ def _spec_from_args(args: argparse.Namespace):
     for key in ("metrics",):
         if getattr(args, key):
             changes[key] = tuple(getattr(args, key))
-    for key in ("protocol", "seed", "device", "data_root", "save_sr"):
+    for key in ("protocol", "seed", "device", "data_root", "save_sr", "limit"):
         if getattr(args, key) is not None:
             changes[key] = getattr(args, key)
     return replace(spec, **changes) if changes else spec

@@ -407,6 +407,9 @@ def provenance_lines(runs: list[Path], manifests: list[dict[str, Any]]) -> list[
         lines.append(f"run {run}: protocol {protocol.get('name')} ({protocol.get('description', '')}); "
                      f"device {m.get('device')}; git {m.get('git_sha')}; created {m.get('created')}"
                      + (f", last finished {finished[-1]}" if finished else ", not finished"))
+        limit = (m.get("spec") or {}).get("limit")
+        if limit:
+            lines.append(f"run {run}: only the first {limit} images (sorted by id) of each dataset were scored")
         versions = m.get("versions", {})
         lines.append("versions: " + ", ".join(f"{k} {v}" for k, v in versions.items()))
         hashes = weight_hashes(m)

@@ -241,7 +241,8 @@ class Runner:
 
     def _fingerprint(self, ds: str, deg: Degradation, m: MethodSpec) -> str:
         payload = {"dataset": ds, "degradation": deg.key, "method": [m.name, m.options], "metrics": self.spec.metrics,
-                   "protocol": self.protocol.name, "seed": self.spec.seed, "save_sr": self.spec.save_sr}
+                   "protocol": self.protocol.name, "seed": self.spec.seed, "save_sr": self.spec.save_sr,
+                   **({"limit": self.spec.limit} if self.spec.limit is not None else {})}
         return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
     def _run_scale(self, ds: Dataset, scale: int, dev, metrics, bad_metrics, methods, bad_methods) -> None:
@@ -251,6 +252,8 @@ class Runner:
         missing = ""
         try:
             items = ds.items(scale)
+            if self.spec.limit is not None:
+                items = sorted(items, key=lambda it: it.id)[: self.spec.limit]
         except DatasetMissingError as e:
             missing = str(e)
             if ds.name not in self._said_missing:

@@ -10,6 +10,7 @@ A spec comes from a TOML file (``srbench run --spec run.toml``) or from CLI flag
     seed = 0
     device = "auto"      # "cpu", "cuda", "cuda:1", or "auto" (CUDA when available)
     save_sr = false      # also keep the SR images as PNG in the run folder
+    limit = 20           # optional: only the first 20 images (sorted by id) of each dataset
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ class MethodSpec:
         return cls(item["name"], item.get("label", item["name"]), options)
 
 
-_KEYS = {"datasets", "scales", "methods", "metrics", "protocol", "seed", "device", "save_sr", "data_root"}
+_KEYS = {"datasets", "scales", "methods", "metrics", "protocol", "seed", "device", "save_sr", "data_root", "limit"}
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,8 @@ class RunSpec:
     device: str = "auto"
     save_sr: bool = False
     data_root: str | None = None
+    limit: int | None = None  # only the first N images (sorted by id) of each dataset: quick runs
+
 
     def __post_init__(self) -> None:
         for name in ("datasets", "scales", "methods", "metrics"):
@@ -67,6 +70,8 @@ class RunSpec:
             if not isinstance(s, int) or isinstance(s, bool) or s < 1:
                 raise SrbenchError(f"scales must be positive integers, got {s!r}")
         get_protocol(self.protocol)
+        if self.limit is not None and (isinstance(self.limit, bool) or not isinstance(self.limit, int) or self.limit < 1):
+            raise SrbenchError(f"limit must be a positive integer, got {self.limit!r}")
         labels = [m.label for m in self.methods]
         if len(set(labels)) != len(labels):
             raise SrbenchError(f"method labels must be unique, got {labels}")
@@ -85,7 +90,7 @@ class RunSpec:
             methods=tuple(MethodSpec.parse(m) for m in data["methods"]),
             metrics=tuple(data.get("metrics", ("psnr", "ssim"))), protocol=data.get("protocol", DEFAULT_PROTOCOL),
             seed=int(data.get("seed", 0)), device=str(data.get("device", "auto")),
-            save_sr=bool(data.get("save_sr", False)), data_root=data.get("data_root"),
+            save_sr=bool(data.get("save_sr", False)), data_root=data.get("data_root"), limit=data.get("limit"),
         )
 
     @classmethod

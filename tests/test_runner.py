@@ -248,3 +248,13 @@ def test_demo_spec_has_lpips_and_three_pretrained_networks():
     for name in networks:  # each at a scale it supports, and with assets the manager can fetch
         info = sr_methods.method_info(name)
         assert set(info["scales"]) & set(DEMO_SPEC.scales) and info["assets"]
+
+
+def test_limit_scores_only_the_first_images_and_is_part_of_the_fingerprint(tmp_path):
+    lines = quiet(tmp_path / "r", spec(limit=2, methods=(MethodSpec("bicubic", "bicubic"),)))
+    df = load_scores(tmp_path / "r")
+    assert sorted(df["image"].unique()) == ["astronaut", "chelsea"]  # first two ids, sorted
+    lines = quiet(tmp_path / "r", spec(methods=(MethodSpec("bicubic", "bicubic"),)))
+    assert not any("(cached)" in line for line in lines) and load_scores(tmp_path / "r")["image"].nunique() == 5
+    with pytest.raises(SrbenchError, match="limit must be a positive integer"):
+        spec(limit=0)

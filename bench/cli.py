@@ -3,7 +3,7 @@
     srbench run [--spec run.toml] [--datasets ...] [--scales ...] [--methods ...] [--out DIR]
     srbench list datasets|methods|metrics
     srbench data fetch NAME | srbench data check NAME
-    srbench report RUN [RUN ...]
+    srbench report RUN [RUN ...] | srbench report --compare OLD NEW
     srbench assets list | fetch NAME... | fetch --all | verify | path NAME
 
 Every error a user can cause is printed as one line (``srbench: error: ...``), never a traceback.
@@ -87,9 +87,16 @@ def build_parser() -> argparse.ArgumentParser:
     pth = asub.add_parser("path", help="print the cached file of an asset")
     pth.add_argument("name", help="an asset name, or clip:NAME/TAG")
 
-    rep = sub.add_parser("report", help="leaderboard (Markdown + CSV) of one or more run folders")
-    rep.add_argument("runs", nargs="+", type=Path)
-    rep.add_argument("--out", type=Path, help="folder for leaderboard.md and CSVs (default reports/<run name>)")
+    rep = sub.add_parser("report", help="leaderboard report (tables, plots, HTML) of run folders, or --compare two",
+                         description="Tables with 95%% bootstrap intervals (Markdown, CSV, LaTeX, HTML), plots "
+                                     "(PNG + SVG) and a self-contained index.html in reports/<name>/.")
+    rep.add_argument("runs", nargs="+", type=Path, help="run folders (with --compare: OLD NEW)")
+    rep.add_argument("--out", type=Path, help="output folder (default reports/<run name>)")
+    rep.add_argument("--reference", default="bicubic",
+                     help="method for the paired differences (default bicubic; 'none' for no comparison)")
+    rep.add_argument("--compare", action="store_true", help="show what changed between two runs: OLD NEW")
+    rep.add_argument("--no-plots", action="store_true", help="tables only (no figures)")
+    rep.add_argument("--no-html", action="store_true", help="no index.html")
     return p
 
 
@@ -250,11 +257,53 @@ def cmd_assets(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from .report import render
+    from .report import write_report
 
+    if args.compare:
+        return _compare(args)
     out = args.out or Path("reports") / args.runs[0].resolve().name
-    print(render(list(args.runs), out))
-    print(f"\nwritten to {out}/ (leaderboard.md, leaderboard_<metric>.csv, scores.csv)")
+    reference = None if args.reference.lower() == "none" else args.reference
+    rep = write_report(list(args.runs), out, reference=reference, plots=not args.no_plots, html=not args.no_html)
+    from .report import markdown
+
+    print(markdown(rep, with_reference=False))
+    if reference and rep.reference is None:
+        print(f"!! reference method {reference!r} is in none of the runs: no paired differences", file=sys.stderr)
+    files = ", ".join(p.name for p in sorted(out.iterdir()) if p.is_file())
+    print(f"\nwritten to {out}/: {files}" + (", figures/" if (out / "figures").is_dir() else ""))
+    return 0
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from .compare import compare_markdown, compare_runs, summary
+    from .html import Cell, section_html, table_html, text_html, write_page
+
+    if len(args.runs) != 2:
+        raise SrbenchError(f"--compare takes exactly two run folders, OLD NEW (got {len(args.runs)})")
+    old, new = args.runs
+    out = args.out or Path("reports") / f"compare-{old.resolve().name}-vs-{new.resolve().name}"
+    out.mkdir(parents=True, exist_ok=True)
+    df = compare_runs(old, new)
+    md = compare_markdown(df, old, new)
+    (out / "compare.md").write_text(md)
+    df.to_csv(out / "compare.csv", index=False)
+    if not args.no_html:
+        body = []
+        for metric, g in df.groupby("metric", sort=False):
+            rows = []
+            for r in g.itertuples(index=False):
+                num = (lambda v: Cell(f"{v:.4f}", v) if v == v else Cell("-", None))
+                delta = (Cell(f"{r.delta:+.4f} [{r.ci_lo:+.4f}, {r.ci_hi:+.4f}]", r.delta,
+                              ("significant",) if r.change.startswith(("better", "worse")) else ())
+                         if r.delta == r.delta else Cell("-", None))
+                rows.append([f"{r.dataset} {r.degradation} {r.method}", num(r.old_mean), num(r.new_mean), delta,
+                             Cell(r.change, r.change)])
+            body.append(section_html(metric.upper(), table_html(["cell", "old", "new", "delta [95 % interval]",
+                                                                 "change"], rows)))
+        body.insert(0, text_html(summary(df)))
+        write_page(out / "index.html", "srbench comparison", body, subtitle=f"old: {old}; new: {new}")
+    print(md)
+    print(f"\nwritten to {out}/ (compare.md, compare.csv{', index.html' if not args.no_html else ''})")
     return 0
 
 

@@ -15,7 +15,7 @@ import pandas as pd
 from .report import _LABEL, _metric_meta, _num, load_runs
 from .stats import LEVEL, paired_difference, unpaired_difference
 
-__all__ = ["compare_runs", "compare_markdown"]
+__all__ = ["compare_markdown", "compare_runs", "summary"]
 
 _KEYS = ["dataset", "degradation", "scale", "method"]
 
@@ -74,6 +74,14 @@ def compare_runs(old: Path, new: Path, seed: int = 0) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def summary(df: pd.DataFrame) -> str:
+    """``Summary: 12 same, 3 better, 1 n.s., 2 absent -> ok.``"""
+    if df.empty:
+        return "Summary: no cells in either run."
+    counts = df["change"].str.replace(r" \(images.*\)$", "", regex=True).value_counts()
+    return "Summary (cells x metrics): " + ", ".join(f"{n} {k}" for k, n in counts.items()) + "."
+
+
 def compare_markdown(df: pd.DataFrame, old: Path, new: Path) -> str:
     lines = [f"# srbench comparison", "", f"Old: {old}. New: {new}.",
              f"Delta = new - old, mean over images with its {int(LEVEL * 100)} % bootstrap interval (paired over "
@@ -81,8 +89,7 @@ def compare_markdown(df: pd.DataFrame, old: Path, new: Path) -> str:
              "n.s. = it does not.", ""]
     if df.empty:
         return "\n".join(lines + ["No cells in either run."])
-    counts = df["change"].str.split(" ").str[0].value_counts()
-    lines.append("Summary: " + ", ".join(f"{n} {k}" for k, n in counts.items()) + ".")
+    lines.append(summary(df))
     lines.append("")
     for metric, g in df.groupby("metric", sort=False):
         lines += [f"## {metric.upper()}", "", "| dataset | scale | method | old | new | delta [interval] | change |",

@@ -28,7 +28,7 @@ from .stats import LEVEL, N_BOOT, Interval, bootstrap_mean, paired_difference
 from .store import load_manifest, load_scores, load_timings
 
 __all__ = ["CellStat", "Leaderboard", "Report", "build", "build_leaderboards", "load_runs", "markdown", "render",
-           "to_csv_long", "to_latex", "to_markdown", "vs_reference_markdown", "write_tables"]
+           "to_csv_long", "to_latex", "to_markdown", "vs_reference_markdown", "write_report", "write_tables"]
 
 _LABEL = {"unsupported": "unsupported", "unavailable": "unavailable", "missing": "missing data", "error": "failed"}
 DEFAULT_REFERENCE = "bicubic"
@@ -475,3 +475,105 @@ def write_tables(rep: Report, out: Path, md: str | None = None) -> list[Path]:
         pd.DataFrame(rows, columns=header).to_csv(path, index=False)
         written.append(path)
     return written
+
+
+# -- HTML ------------------------------------------------------------------------------------------
+
+def _html_cell(lb: Leaderboard, m: str, col) -> Any:
+    from .html import Cell
+
+    c = lb.cell(m, col)
+    if not c.has_value:
+        cls = {"failed": "failed", "unsupported": "unsupported", "unavailable": "unavailable",
+               "missing data": "missing"}.get(c.status, "missing")
+        return Cell(c.status, None, (cls,), c.message or None)
+    classes = (("best",) if c.best else ()) + (("circular",) if c.circular else ())
+    title = []
+    if c.circular:
+        title.append(f"{m} is guided by {lb.backbone}, the backbone of {lb.metric}: possible metric hacking")
+    if c.status == "partial":
+        title.append(f"{c.n_failed} image(s) failed: {c.message}")
+    iv = c.interval
+    title.append(f"n = {iv.n} images")
+    return Cell(cell_text(lb, c, bold=("", "")), iv.mean, classes, "; ".join(title))
+
+
+def _html_ref_cell(lb: Leaderboard, m: str, col) -> Any:
+    from .html import Cell
+
+    c = lb.cell(m, col)
+    text = ref_text(lb, m, col)
+    if c.vs_ref is None:
+        return Cell(text, None, () if c.has_value else ("unsupported",))
+    classes = ("significant",) if c.vs_ref.excludes_zero else ()
+    return Cell(text, c.vs_ref.mean, classes, f"paired over {c.vs_ref.n} images")
+
+
+def leaderboard_html(lb: Leaderboard) -> str:
+    from .html import table_html
+
+    header = ["method", *map(lb.column_label, lb.columns)]
+    table = table_html(header, [[m, *(_html_cell(lb, m, c) for c in lb.columns)] for m in lb.methods],
+                       caption=f"{lb.metric.upper()} ({lb.direction}): mean over images [{int(LEVEL * 100)} % "
+                               "bootstrap interval]; ★ best in the column; ⚠ method guided by the metric's backbone",
+                       table_id=f"lb-{lb.metric}")
+    if not lb.reference or len(lb.methods) < 2:
+        return table
+    ref = table_html(header, [[m, *(_html_ref_cell(lb, m, c) for c in lb.columns)] for m in lb.methods],
+                     caption=f"{lb.metric.upper()}: paired difference against {lb.reference} over the same images "
+                             f"[{int(LEVEL * 100)} % bootstrap interval]; better/worse = the interval excludes 0",
+                     table_id=f"ref-{lb.metric}")
+    return table + ref
+
+
+def _figures(rep: Report, out: Path, echo) -> dict[str, list]:
+    """Plots and comparison grids, by section; a failing plot is reported, never fatal."""
+    from . import grids, plots
+
+    figs = out / "figures"
+    sections: dict[str, list] = {"Quality against scale": [], "Perception-distortion plane": [],
+                                 "Per-image distributions": [], "Visual comparisons": [], "Throughput": []}
+    scores = rep.scores.drop(columns=["run"])
+    metrics = [lb.metric for lb in rep.leaderboards]
+    jobs = [("Quality against scale", lambda m=m: plots.quality_vs_scale(scores, m, figs)) for m in metrics]
+    jobs += [("Perception-distortion plane", lambda x=x: plots.perception_distortion(scores, figs, x=x, y="psnr"))
+             for x in metrics if x != "psnr" and _metric_meta(x)[0] is False]
+    jobs += [("Per-image distributions", lambda m=m: plots.distributions(scores, m, figs)) for m in metrics]
+    for i, run in enumerate(rep.runs):
+        part = scores[rep.scores["run"] == i]
+        metric = "psnr" if "psnr" in metrics else metrics[0]
+        jobs.append(("Visual comparisons", lambda run=run, part=part, metric=metric:
+                     grids.comparison_grids(run, part, figs, metric=metric)))
+    jobs.append(("Throughput", lambda: plots.throughput(rep.timings.drop(columns=["run"], errors="ignore"), figs)))
+    for section, job in jobs:
+        try:
+            sections[section] += job()
+        except Exception as e:  # a plot must never cost the tables
+            echo(f"!! {section.lower()}: {type(e).__name__}: {' '.join(str(e).split())[:300]}")
+    return sections
+
+
+def write_report(runs: list[Path], out: Path, *, reference: str | None = DEFAULT_REFERENCE, plots: bool = True,
+                 html: bool = True, echo=print) -> Report:
+    """Everything of ``srbench report``: tables (Markdown, LaTeX, CSV), figures (PNG + SVG) and a
+    self-contained ``index.html`` in ``out``."""
+    from .html import figure_html, pre_html, section_html, text_html, write_page
+
+    rep = build(runs, reference)
+    out = Path(out)
+    write_tables(rep, out)
+    sections = _figures(rep, out, echo) if plots else {}
+    if html:
+        body = [section_html(f"{lb.metric.upper()} ({lb.direction})", leaderboard_html(lb))
+                for lb in rep.leaderboards]
+        for name, figs in sections.items():
+            if figs:
+                body.append(section_html(name, *(figure_html(f.png, f.caption, svg_path=f.svg) for f in figs)))
+        if rep.notes:
+            body.append(section_html("Notes", *(text_html(n) for n in rep.notes)))
+        latex = (out / "leaderboard.tex").read_text()
+        body.append(section_html("LaTeX", text_html("booktabs tables, as in leaderboard.tex"), pre_html(latex)))
+        body.append(section_html("Provenance", *(text_html(x) for x in provenance_lines(rep.runs, rep.manifests))))
+        write_page(out / "index.html", "srbench leaderboard", body,
+                   subtitle=f"runs: {', '.join(str(r) for r in rep.runs)}")
+    return rep

@@ -1,0 +1,414 @@
+"""Opinion-unaware training of the SFD discriminators (Feat-D and the prompt/anchor pair) that
+SFD-IQA scores with: real HR patches against fakes, no human opinion scores.
+
+``srbench iqa train sfd --backbone vgg16 --config cpu --out runs/sfd-vgg16``
+
+- **Real**: random ``patch``-sized crops of the training images only: ``<data>/train/t91``,
+  ``train/bsds500`` (train + test) and ``train/kodak24``. Every training file is hashed and the
+  list (path, sha256) goes into the checkpoint. A file whose sha256 equals a file of a test set found
+  in the data root (Set5, Set14, BSD100, Urban100, Manga109, CelebA-HQ, ACDC) stops the training.
+- **Fakes**: crops of the same images, made worse in two ways (``fake_sr_share`` of them by SR):
+  SR outputs of the available methods (bicubic, bilinear, nearest, Lanczos and any network given:
+  ``esrgan-thick``, ``realesrgan-x4plus``, ``craft-x4`` ...) at x2..x16 from MATLAB-bicubic LR; and
+  synthetic degradations: Gaussian blur (sigma 0.8-3), Gaussian noise (sigma 3-30 /255), JPEG
+  (quality 10-60), bicubic down-up (x2-x4). Methods whose weights are missing are skipped loudly.
+- Real and fake pools are drawn once from the seed and saved (``pools.safetensors``, uint8), so a
+  resumed run sees the same data. With ``cache_features`` (the CPU preset) the frozen backbone runs
+  once per pool patch and the heads train on the cached features (fast on a CPU); otherwise each
+  batch runs the backbone, with random flips and 90-degree rotations.
+- Loss: binary cross-entropy, real -> 1 and fake -> 0, for the Feat-D map and the prompt-pair logit.
+  Adam. 10 % of each pool is held out and the accuracy on it is logged.
+- Reproducible: one seed fixes the pools, the initialisation and every batch (batch ``k`` draws
+  from a generator seeded with ``(seed, k)``), so a run resumed from ``state.pt`` ends with the same
+  weights as an uninterrupted one. ``train_log.jsonl`` gets a line every ``log_every`` steps.
+
+Presets: ``cpu`` (the default: 128-pixel patches, 1536 + 1536 pool patches, cached features,
+600 steps: minutes on 2 cores) and ``gpu`` (the backbone's native patch size, 16384 + 16384
+patches, live features with augmentation, 20000 steps, AMP). A TOML file may set any field of
+`TrainConfig` and an ``[sfd]`` table with the fields of ``iqa.sfd.SFDConfig``.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import os
+import sys
+import time
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from iqa.errors import SrbenchError
+from iqa.sfd import SFD, SFDConfig, save_sfd
+
+__all__ = ["PRESETS", "TrainConfig", "load_config", "train_sfd", "training_images"]
+
+TRAIN_SETS = ("t91", "bsds500", "kodak24")
+TEST_SETS = ("set5", "set14", "bsd100", "urban100", "manga109", "celeba_hq", "acdc")
+_EXT = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
+
+
+@dataclass
+class TrainConfig:
+    patch: int = 128  # 0 = the backbone's native size
+    n_real: int = 1536
+    n_fake: int = 1536
+    steps: int = 600
+    batch: int = 32
+    lr: float = 2e-4
+    lr_prompt: float = 2e-3
+    methods: tuple[str, ...] = ("bicubic", "bilinear", "nearest", "lanczos", "esrgan-thick")
+    scales: tuple[int, ...] = (2, 3, 4, 8, 16)
+    degradations: tuple[str, ...] = ("blur", "noise", "jpeg", "resize")
+    fake_sr_share: float = 0.5
+    cache_features: bool = True
+    amp: bool = False
+    holdout: float = 0.1
+    seed: int = 0
+    log_every: int = 20
+    ckpt_every: int = 100
+    device: str = "auto"
+    sfd: SFDConfig = field(default_factory=SFDConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["methods"], d["scales"], d["degradations"] = list(self.methods), list(self.scales), list(self.degradations)
+        return d
+
+
+PRESETS = {
+    "cpu": TrainConfig(),
+    "gpu": TrainConfig(patch=0, n_real=16384, n_fake=16384, steps=20000, batch=64, cache_features=False, amp=True,
+                       methods=("bicubic", "bilinear", "nearest", "lanczos", "esrgan-thick", "realesrgan-x4plus",
+                                "realesr-animevideov3-x4", "craft-x4"), log_every=100, ckpt_every=1000),
+}
+
+
+def load_config(spec: str | None, backbone: str | None = None, **overrides: Any) -> TrainConfig:
+    """A preset name (``cpu``, ``gpu``) or a TOML file; ``backbone`` and ``overrides`` win."""
+    import tomllib
+
+    spec = spec or "cpu"
+    if spec in PRESETS:
+        cfg = PRESETS[spec]
+    else:
+        path = Path(spec)
+        try:
+            data = tomllib.loads(path.read_text())
+        except FileNotFoundError:
+            raise SrbenchError(f"{path}: config not found (or use a preset: {', '.join(PRESETS)})") from None
+        except tomllib.TOMLDecodeError as e:
+            raise SrbenchError(f"{path}: invalid TOML ({e})") from None
+        base = PRESETS[data.pop("preset", "cpu")]
+        sfd = replace(base.sfd, **SFDConfig.from_dict(data.pop("sfd", {})).__dict__) if "sfd" in data else base.sfd
+        known = {f.name for f in fields(TrainConfig)} - {"sfd"}
+        unknown = set(data) - known
+        if unknown:
+            raise SrbenchError(f"{path}: unknown keys {sorted(unknown)} (known: {sorted(known)} and [sfd])")
+        for key in ("methods", "scales", "degradations"):
+            if key in data:
+                data[key] = tuple(data[key])
+        cfg = replace(base, sfd=sfd, **data)
+    if backbone:
+        cfg = replace(cfg, sfd=replace(cfg.sfd, backbone=backbone))
+    if overrides:
+        cfg = replace(cfg, **{k: v for k, v in overrides.items() if v is not None})
+    bad = [d for d in cfg.degradations if d not in _DEGRADE]
+    if bad:
+        raise SrbenchError(f"unknown degradations {bad} (known: {', '.join(_DEGRADE)})")
+    return cfg
+
+
+# -- data ---------------------------------------------------------------------------------------------------
+
+def _files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in _EXT)
+
+
+def training_images(data_root: str | os.PathLike[str]) -> list[tuple[Path, str]]:
+    """``(path, sha256)`` of every training image under ``<data_root>/train/{t91,bsds500,kodak24}``;
+    refuses any file that is also in a test set of ``data_root``."""
+    from iqa.assets import sha256_file
+
+    root = Path(data_root)
+    folders = [root / "train" / s for s in TRAIN_SETS if (root / "train" / s).is_dir()]
+    if not folders:
+        raise SrbenchError(f"no training images: expected {root}/train/{{{','.join(TRAIN_SETS)}}}/ "
+                           "(T91, BSDS500, Kodak24)")
+    images = [(p, sha256_file(p)) for f in folders for p in _files(f)]
+    test = {}
+    for name in TEST_SETS:
+        for p in _files(root / name) if (root / name).is_dir() else []:
+            test[sha256_file(p)] = p
+    clash = [(p, test[h]) for p, h in images if h in test]
+    if clash:
+        raise SrbenchError(f"training image {clash[0][0]} is the test image {clash[0][1]} (same sha256): "
+                           "never train on a test set")
+    return images
+
+
+def _read(path: Path) -> np.ndarray:
+    from bench.io import read_uint8
+
+    return read_uint8(path)
+
+
+def _crop(rng: np.random.Generator, img: np.ndarray, size: int) -> np.ndarray:
+    h, w = img.shape[:2]
+    t, l = int(rng.integers(0, h - size + 1)), int(rng.integers(0, w - size + 1))
+    return img[t:t + size, l:l + size]
+
+
+def _to_t(a: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(a)).permute(2, 0, 1).float().div(255)
+
+
+def _to_u8(t: torch.Tensor) -> np.ndarray:
+    return (t.clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
+
+
+def _blur(rng, a):
+    from scipy.ndimage import gaussian_filter
+
+    s = float(rng.uniform(0.8, 3.0))
+    return np.clip(gaussian_filter(a.astype(np.float64), sigma=(s, s, 0), mode="reflect").round(), 0, 255).astype(np.uint8)
+
+
+def _noise(rng, a):
+    s = float(rng.uniform(3, 30))
+    return np.clip(a + rng.normal(0, s, a.shape), 0, 255).round().astype(np.uint8)
+
+
+def _jpeg(rng, a):
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(a).save(buf, format="JPEG", quality=int(rng.integers(10, 61)))
+    return np.asarray(Image.open(io.BytesIO(buf.getvalue())).convert("RGB"))
+
+
+def _resize(rng, a):
+    from iqa.resize import imresize
+
+    s = int(rng.choice([2, 3, 4]))
+    h, w = a.shape[:2]
+    t = torch.from_numpy(np.ascontiguousarray(a)).permute(2, 0, 1)
+    lr = imresize(t, 1 / s)
+    return imresize(lr, size=(h, w)).permute(1, 2, 0).numpy()
+
+
+_DEGRADE: dict[str, Callable] = {"blur": _blur, "noise": _noise, "jpeg": _jpeg, "resize": _resize}
+
+
+def build_pools(cfg: TrainConfig, images: list[tuple[Path, str]], patch: int, echo=print,
+                progress: bool = False) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
+    """``(real uint8 (N, 3, p, p), fake uint8 (M, 3, p, p), fake kinds)`` drawn from the seed."""
+    import sr_methods
+    from iqa.resize import imresize
+
+    rng = np.random.default_rng([cfg.seed, 1])
+    pics = [(p, _read(p)) for p, _ in images]
+    big = [a for _, a in pics if min(a.shape[:2]) >= patch]
+    if not big:
+        raise SrbenchError(f"no training image is at least {patch}x{patch}")
+    real = np.stack([_crop(rng, big[int(rng.integers(len(big)))], patch) for _ in range(cfg.n_real)])
+    methods = {}
+    for name in cfg.methods:
+        try:
+            methods[name] = sr_methods.create_method(name)
+        except SrbenchError as e:
+            echo(f"!! fake method {name} skipped: {e}")
+    plan = []  # (kind, crop): SR jobs are run afterwards, grouped by method and scale
+    for _ in range(cfg.n_fake):
+        job = None
+        if methods and rng.random() < cfg.fake_sr_share:
+            name = list(methods)[int(rng.integers(len(methods)))]
+            scales = [s for s in cfg.scales if methods[name].supports(s)]
+            if scales:
+                s = int(rng.choice(scales))
+                size = -(-patch // s) * s  # a multiple of the scale, >= patch
+                src = [a for a in big if min(a.shape[:2]) >= size]
+                if src:
+                    job = (f"{name}-x{s}", _crop(rng, src[int(rng.integers(len(src)))], size))
+        if job is None:
+            kind = cfg.degradations[int(rng.integers(len(cfg.degradations)))]
+            job = (kind, _DEGRADE[kind](rng, _crop(rng, big[int(rng.integers(len(big)))], patch)))
+        plan.append(job)
+    fake = [None] * len(plan)
+    groups: dict[str, list[int]] = {}
+    for i, (kind, _) in enumerate(plan):
+        if kind in _DEGRADE:
+            fake[i] = plan[i][1]
+        else:
+            groups.setdefault(kind, []).append(i)
+    for kind, idx in groups.items():
+        name, s = kind.rsplit("-x", 1)
+        s = int(s)
+        t0 = time.perf_counter()
+        for i in idx:
+            lr = imresize(torch.from_numpy(np.ascontiguousarray(plan[i][1])).permute(2, 0, 1), 1 / s)
+            out = _to_u8(methods[name].upscale(lr.float().div(255).unsqueeze(0), s)[0])
+            h0, w0 = (out.shape[0] - patch) // 2, (out.shape[1] - patch) // 2
+            fake[i] = out[h0:h0 + patch, w0:w0 + patch]
+        if progress:
+            echo(f"fakes: {len(idx)} x {kind} in {time.perf_counter() - t0:.1f} s")
+    kinds = [k for k, _ in plan]
+    to = lambda arrs: torch.from_numpy(np.stack(arrs)).permute(0, 3, 1, 2).contiguous()  # noqa: E731
+    return to(list(real)), to(fake), kinds
+
+
+# -- training -----------------------------------------------------------------------------------------------
+
+def _device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def _augment(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+    k = int(torch.randint(0, 4, (1,), generator=g))
+    x = torch.rot90(x, k, dims=(-2, -1))
+    return x.flip(-1) if bool(torch.randint(0, 2, (1,), generator=g)) else x
+
+
+def _features(model: SFD, pool: torch.Tensor, dev, batch: int = 32):
+    feats: dict[str, list] = {lv: [] for lv in model.levels}
+    embs = []
+    with torch.no_grad():
+        for i in range(0, len(pool), batch):
+            x = pool[i:i + batch].to(dev).float().div(255)
+            f, e = model.backbone(x, model.levels)
+            for lv in model.levels:
+                feats[lv].append(f[lv].half().cpu())
+            embs.append(e.cpu())
+    return {lv: torch.cat(v) for lv, v in feats.items()}, torch.cat(embs)
+
+
+def train_sfd(cfg: TrainConfig, out: str | os.PathLike[str], *, data_root: str | os.PathLike[str] | None = None,
+              backbone=None, echo: Callable[[str], None] = print, progress: bool | None = None) -> Path:
+    """Train (or resume) into ``out``; returns the path of ``out/sfd.safetensors``."""
+    from iqa.assets import write_safetensors
+    from iqa.semantic import build_backbone
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    data_root = Path(data_root or os.environ.get("SRBENCH_DATA", "").split(":")[0] or "data")
+    dev = _device(cfg.device)
+    images = training_images(data_root)
+    echo(f"training images: {len(images)} under {data_root}/train ({', '.join(TRAIN_SETS)})")
+    torch.manual_seed(cfg.seed)
+    if backbone is None:
+        backbone = build_backbone(cfg.sfd.backbone)
+    model = SFD(cfg.sfd, backbone.to(dev)).to(dev)
+    patch = cfg.patch or backbone.native_size
+    fingerprint = json.dumps({**cfg.to_dict(), "steps": None, "log_every": None, "ckpt_every": None,
+                              "device": None, "images": [h for _, h in images]}, sort_keys=True, default=str)
+    state_path, pools_path = out / "state.pt", out / "pools.safetensors"
+    pools_ok = False
+    if pools_path.is_file():
+        from safetensors import safe_open
+
+        with safe_open(str(pools_path), framework="pt") as f:
+            pools_ok = (f.metadata() or {}).get("fingerprint") == fingerprint
+            if pools_ok:
+                real, fake = f.get_tensor("real"), f.get_tensor("fake")
+                kinds = json.loads(f.metadata()["kinds"])
+    if not pools_ok:
+        t0 = time.perf_counter()
+        real, fake, kinds = build_pools(cfg, images, patch, echo, progress=True)
+        write_safetensors({"real": real, "fake": fake}, {"fingerprint": fingerprint, "kinds": json.dumps(kinds)},
+                          pools_path)
+        echo(f"pools: {len(real)} real + {len(fake)} fake {patch}x{patch} patches in {time.perf_counter() - t0:.0f} s")
+    n_hold_r, n_hold_f = int(len(real) * cfg.holdout), int(len(fake) * cfg.holdout)
+    train_r, hold_r = torch.arange(n_hold_r, len(real)), torch.arange(n_hold_r)
+    train_f, hold_f = torch.arange(n_hold_f, len(fake)), torch.arange(n_hold_f)
+
+    groups = [{"params": model.featd.parameters(), "lr": cfg.lr},
+              {"params": model.lpp.parameters(), "lr": cfg.lr_prompt}]
+    opt = torch.optim.Adam(groups, betas=(0.9, 0.999))
+    start = 0
+    if state_path.is_file():
+        st = torch.load(state_path, map_location="cpu", weights_only=True)
+        if st.get("fingerprint") != fingerprint:
+            raise SrbenchError(f"{out} holds a training with another config or other images; use a new --out")
+        model.load_state_dict({**model.state_dict(), **st["model"]})
+        opt.load_state_dict(st["optimizer"])
+        start = int(st["step"])
+        echo(f"resuming at step {start}")
+
+    cached = None
+    if cfg.cache_features:
+        t0 = time.perf_counter()
+        cached = (_features(model, real, dev), _features(model, fake, dev))
+        echo(f"backbone features cached in {time.perf_counter() - t0:.0f} s")
+
+    def heads(kind: int, idx: torch.Tensor, g: torch.Generator | None):
+        if cached is not None:
+            (f, e) = cached[kind]
+            return model.heads({lv: v[idx].to(dev).float() for lv, v in f.items()}, e[idx].to(dev))
+        x = (real if kind == 0 else fake)[idx].to(dev).float().div(255)
+        if g is not None:
+            x = _augment(x, g)
+        with torch.autocast(dev.type, enabled=cfg.amp and dev.type == "cuda"):
+            return model(x)
+
+    def evaluate() -> dict[str, float]:
+        if not n_hold_r or not n_hold_f:
+            return {}
+        with torch.no_grad():
+            (mr, lr_), (mf, lf) = heads(0, hold_r, None), heads(1, hold_f, None)
+        return {"hold_acc_featd": 0.5 * (float((mr.mean((1, 2, 3)) > 0).float().mean())
+                                         + float((mf.mean((1, 2, 3)) < 0).float().mean())),
+                "hold_acc_lpp": 0.5 * (float((lr_ > 0).float().mean()) + float((lf < 0).float().mean()))}
+
+    log = (out / "train_log.jsonl").open("a")
+    show = sys.stderr.isatty() if progress is None else progress
+    from tqdm import tqdm
+
+    bar = tqdm(total=cfg.steps, initial=start, disable=not show, desc="sfd", unit="step", file=sys.stderr)
+    t_start, last = time.perf_counter(), {}
+    half = cfg.batch // 2
+    for step in range(start, cfg.steps):
+        g = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step)
+        ir = train_r[torch.randint(len(train_r), (half,), generator=g)]
+        jf = train_f[torch.randint(len(train_f), (cfg.batch - half,), generator=g)]
+        model.featd.train()
+        losses = SFD.losses(heads(0, ir, g), heads(1, jf, g))
+        opt.zero_grad(set_to_none=True)
+        losses["total"].backward()
+        opt.step()
+        last = {k: float(v.detach()) for k, v in losses.items()}
+        bar.set_postfix(featd=f"{last['featd']:.3f}", lpp=f"{last['lpp']:.3f}")
+        bar.update(1)
+        done = step + 1
+        if done % cfg.log_every == 0 or done == cfg.steps:
+            model.eval()
+            rec = {"step": done, **last, **evaluate(), "seconds": round(time.perf_counter() - t_start, 2)}
+            log.write(json.dumps(rec) + "\n")
+            log.flush()
+        if done % cfg.ckpt_every == 0 or done == cfg.steps:
+            tmp = state_path.with_suffix(".tmp")
+            torch.save({"model": model.trainable_state(), "optimizer": opt.state_dict(), "step": done,
+                        "fingerprint": fingerprint}, tmp)
+            os.replace(tmp, state_path)
+    bar.close()
+    log.close()
+    model.eval()
+    held = evaluate()
+    counts: dict[str, int] = {}
+    for k in kinds:
+        counts[k] = counts.get(k, 0) + 1
+    record = {"images": [[str(p.relative_to(data_root)), h] for p, h in images], "n_images": len(images),
+              "train_sets": list(TRAIN_SETS), "steps": cfg.steps, "seed": cfg.seed, "config": cfg.to_dict(),
+              "patch": patch, "fakes": counts, "final_losses": last, **held,
+              "seconds_this_session": round(time.perf_counter() - t_start, 1), "device": str(dev),
+              "torch": torch.__version__}
+    path = save_sfd(model, out / "sfd.safetensors", record)
+    echo(f"checkpoint: {path} (held-out accuracy Feat-D {held.get('hold_acc_featd', float('nan')):.3f}, "
+         f"LPP {held.get('hold_acc_lpp', float('nan')):.3f})")
+    return path

@@ -1,0 +1,179 @@
+"""SFD: semantic backbones, the discriminators, checkpoints, the SFD-IQA metric and its training
+(tiny random open_clip model and a random VGG16: no pretrained weights in tests)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from iqa.errors import SrbenchError
+from iqa.sfd import SFD, SFDIQA, SFDConfig, load_sfd, read_sfd, save_sfd, tile_boxes
+from tests.helpers import photo, tiny_clip
+
+
+@pytest.fixture(scope="module")
+def clip_bb(tmp_path_factory):
+    from iqa.semantic import build_backbone
+
+    config, weights = tiny_clip(tmp_path_factory.mktemp("clip"))
+    return build_backbone(str(config), pretrained=None, weights=weights)
+
+
+@pytest.fixture(scope="module")
+def vgg_bb():
+    from iqa.semantic import VGG16Backbone
+    from iqa.weights import vgg16_features
+
+    torch.manual_seed(0)
+    return VGG16Backbone(net=vgg16_features())
+
+
+def test_clip_backbone_matches_open_clip(clip_bb):
+    x = torch.rand(2, 3, 32, 32)
+    feats, emb = clip_bb(x)
+    assert torch.allclose(emb, clip_bb.model.encode_image(clip_bb.normalize(x)), atol=1e-6)
+    assert set(feats) == set(clip_bb.default_levels) and feats["block1"].shape == (2, 32, 4, 4)
+    feats, emb = clip_bb(torch.rand(1, 3, 50, 70), ("block1", "block2"))  # cropped to whole patches
+    assert feats["block2"].shape == (1, 32, 6, 8) and emb.shape == (1, 32)
+    with pytest.raises(SrbenchError, match="no feature level"):
+        clip_bb(x, ("block9",))
+    # learnable context = the embeddings of real words gives CLIP's own text feature
+    tokens = clip_bb.clip.tokenizer(["a sharp clean high quality."])
+    ctx = clip_bb.model.token_embedding(tokens)[0, 1:3].detach()  # "a sharp"
+    assert torch.allclose(clip_bb.encode_context(ctx, ["clean high quality"]),
+                          clip_bb.model.encode_text(tokens), atol=1e-5)
+
+
+def test_vgg_backbone_matches_torchvision(vgg_bb):
+    import torchvision
+
+    ref = torchvision.models.vgg16(weights=None).features
+    ref.load_state_dict(vgg_bb.net.state_dict())
+    x = torch.rand(1, 3, 64, 48)
+    feats, emb = vgg_bb(x, ("relu3_3", "relu5_3"))
+    xn = vgg_bb.normalize(x)
+    assert torch.allclose(feats["relu3_3"], ref[:16](xn), atol=1e-5)
+    assert torch.allclose(emb, ref[:30](xn).mean(dim=(2, 3)), atol=1e-5)
+    assert vgg_bb.text_width is None and vgg_bb.embed_dim == 512
+
+
+def test_tiles_cover_the_image_exactly():
+    for h, w, t in [(100, 70, 32), (32, 32, 32), (20, 90, 32), (129, 128, 64)]:
+        boxes = tile_boxes(h, w, t)
+        cover = np.zeros((h, w), int)
+        for top, left, th, tw in boxes:
+            assert th == min(t, h) and tw == min(t, w) and top + th <= h and left + tw <= w
+            cover[top:top + th, left:left + tw] += 1
+        assert cover.min() >= 1
+    assert len(tile_boxes(100, 70, 32)) == 4 * 3
+
+
+@pytest.mark.parametrize("which", ["clip", "vgg"])
+def test_discriminators_learn_real_versus_fake_and_pass_gradients(which, clip_bb, vgg_bb):
+    bb = clip_bb if which == "clip" else vgg_bb
+    torch.manual_seed(0)
+    model = SFD(SFDConfig(n_ctx=2, feat_width=8, feat_layers=2), bb)
+    real = torch.stack([torch.from_numpy(photo(32, 32, s)).permute(2, 0, 1).float() / 255 for s in range(8)])
+    fake = (real + 0.3 * torch.randn_like(real)).clamp(0, 1)
+    opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=1e-2)
+    first = float(model.d_loss(real, fake)["total"])
+    with torch.no_grad():  # the backbone is frozen: train the heads on its outputs, as training does
+        fr, er = bb(real, model.levels)
+        ff, ef = bb(fake, model.levels)
+    for _ in range(100):
+        loss = SFD.losses(model.heads(fr, er), model.heads(ff, ef))["total"]
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert float(model.d_loss(real, fake)["total"]) < 0.5 * first
+    assert not any(p.requires_grad for p in bb.parameters())  # the backbone stays frozen
+    x = fake[:2].clone().requires_grad_(True)
+    model.g_loss(x).backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0  # a generator can train against it
+
+
+def test_checkpoint_round_trip_and_metric(clip_bb, tmp_path):
+    torch.manual_seed(1)
+    model = SFD(SFDConfig(n_ctx=2, feat_width=8, feat_layers=2, patch=32), clip_bb)
+    path = save_sfd(model, tmp_path / "sfd.safetensors", {"images": [["train/a.png", "ab" * 32]], "steps": 3})
+    tensors, meta = read_sfd(path)
+    assert meta["training"]["steps"] == 3 and meta["config"]["n_ctx"] == 2 and "lpp.ctx" in tensors
+    assert not any(k.startswith("backbone.") for k in tensors)
+    loaded, _ = load_sfd(path, backbone=clip_bb)
+    x = torch.rand(1, 3, 32, 32).mul(255).round() / 255  # on the uint8 grid: the protocol rounds inputs
+    for a, b in zip(model(x), loaded(x)):
+        assert torch.equal(a, b)
+    assert meta["config"]["backbone"] == "clip:srbench-tiny-clip"
+    metric = SFDIQA(checkpoint=path, name="sfd-test", backbone=clip_bb)
+    m, lg = model(x)
+    both = float(metric(x))
+    assert both == pytest.approx(0.5 * float(torch.sigmoid(m).mean()) + 0.5 * float(torch.sigmoid(lg)), abs=1e-6)
+    assert 0.0 <= both <= 1.0 and metric.info.higher_better and metric.info.backbone.startswith("clip:")
+    featd = SFDIQA(checkpoint=path, mode="featd", backbone=clip_bb)
+    assert float(featd(x)) == pytest.approx(float(torch.sigmoid(m).mean()), abs=1e-6)
+    # a larger image is the area-weighted mean of its tiles (Feat-D) and the mean of tile LPPs
+    big = torch.rand(1, 3, 64, 40).mul(255).round() / 255
+    lpp = SFDIQA(checkpoint=path, mode="lpp", backbone=clip_bb)
+    tiles = [big[..., t:t + h, l:l + w] for t, l, h, w in tile_boxes(64, 40, 32)]
+    expect = np.mean([float(torch.sigmoid(model(t)[1])) for t in tiles])
+    assert float(lpp(big)) == pytest.approx(expect, abs=1e-6)
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(b"garbage")
+    with pytest.raises(SrbenchError, match="not an SFD checkpoint"):
+        read_sfd(bad)
+    with pytest.raises(SrbenchError, match="mode must be one of"):
+        SFDIQA(checkpoint=path, mode="half", backbone=clip_bb)
+
+
+def _train_folder(root, n=6):
+    for sub in ("t91", "kodak24"):
+        (root / "train" / sub).mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        sub = "t91" if i % 2 else "kodak24"
+        Image.fromarray(photo(48, 56, 10 + i)).save(root / "train" / sub / f"im{i}.png")
+    return root
+
+
+def test_training_is_reproducible_resumable_and_recorded(clip_bb, tmp_path):
+    from bench.sfd_train import load_config, train_sfd
+
+    data = _train_folder(tmp_path / "data")
+    cfg = load_config("cpu", patch=32, n_real=16, n_fake=16, steps=6, batch=8, log_every=2, ckpt_every=3,
+                      methods=("bicubic", "nearest"), scales=(2, 4), device="cpu")
+    cfg = type(cfg)(**{**cfg.__dict__, "sfd": SFDConfig(n_ctx=2, feat_width=8, feat_layers=2)})
+    quiet = dict(data_root=data, backbone=clip_bb, echo=lambda s: None, progress=False)
+    a = train_sfd(cfg, tmp_path / "a", **quiet)
+    b = train_sfd(cfg, tmp_path / "b", **quiet)
+    ta, meta = read_sfd(a)
+    tb, _ = read_sfd(b)
+    assert all(torch.equal(ta[k], tb[k]) for k in ta)
+    # interrupted after 3 steps, resumed to 6: the same weights as the uninterrupted run
+    train_sfd(type(cfg)(**{**cfg.__dict__, "steps": 3}), tmp_path / "c", **quiet)
+    tc, _ = read_sfd(train_sfd(cfg, tmp_path / "c", **quiet))
+    assert all(torch.allclose(ta[k], tc[k], atol=1e-6) for k in ta)
+    rec = meta["training"]
+    assert rec["n_images"] == 6 and all(len(h) == 64 for _, h in rec["images"])
+    assert {p.split("/")[1] for p, _ in rec["images"]} == {"t91", "kodak24"}
+    assert sum(rec["fakes"].values()) == 16 and set(rec["fakes"]) <= {"bicubic-x2", "bicubic-x4", "nearest-x2",
+                                                                      "nearest-x4", "blur", "noise", "jpeg", "resize"}
+    log = [json.loads(line) for line in (tmp_path / "a" / "train_log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in log] == [2, 4, 6] and all("hold_acc_featd" in r for r in log)
+    # live features with augmentation also run
+    live = type(cfg)(**{**cfg.__dict__, "cache_features": False, "steps": 2})
+    assert read_sfd(train_sfd(live, tmp_path / "d", **quiet))[1]["training"]["steps"] == 2
+
+
+def test_training_refuses_test_images(tmp_path, clip_bb):
+    from bench.sfd_train import training_images
+
+    data = _train_folder(tmp_path / "data", n=2)
+    (data / "set5" / "HR").mkdir(parents=True)
+    (data / "set5" / "HR" / "copy.png").write_bytes((data / "train" / "kodak24" / "im0.png").read_bytes())
+    with pytest.raises(SrbenchError, match="never train on a test set"):
+        training_images(data)
+    with pytest.raises(SrbenchError, match="no training images"):
+        training_images(tmp_path / "empty")

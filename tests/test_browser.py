@@ -261,3 +261,33 @@ def test_screenshot(page, tmp_path):
     colours = np.unique(rgb.reshape(-1, 3), axis=0)
     assert len(colours) > 50, "the screenshot is (nearly) one colour"
     assert (rgb.min(axis=(0, 1)) < 100).all() and (rgb.max(axis=(0, 1)) > 200).all()
+
+
+def test_a_real_report_renders_and_sorts(driver, tmp_path):
+    """`srbench report` on a real (small) run: every table and figure renders, sorting works."""
+    from bench.report import write_report
+    from bench.runner import Runner
+    from bench.spec import MethodSpec, RunSpec
+
+    spec = RunSpec(("demo",), (2, 4), tuple(MethodSpec(m, m) for m in ("bicubic", "nearest", "lanczos")),
+                   ("psnr", "ssim"), save_sr=True, limit=2)
+    Runner(spec, tmp_path / "run", echo=lambda s: None, progress=False).run()
+    write_report([tmp_path / "run"], tmp_path / "rep", echo=lambda s: None)
+    driver.get_log("browser")
+    driver.get((tmp_path / "rep" / "index.html").as_uri())
+    assert _severe(driver) == [] and driver.execute_script("return window.__errors") == []
+    ids = [t.get_attribute("id") for t in driver.find_elements("css selector", "table.sortable")]
+    assert ids == ["lb-psnr", "ref-psnr", "lb-ssim", "ref-ssim"]
+    for table_id in ids:
+        assert len(driver.find_elements("css selector", f"#{table_id} tbody tr")) == 3
+    images = driver.execute_script("return Array.from(document.images).map(function (i) { return i.naturalWidth; })")
+    assert len(images) >= 6 and all(w > 0 for w in images)  # quality/scale, distributions, grids, throughput
+    assert _click_header(driver, "lb-psnr", 1) == "ascending"
+    values = [v for _, v in _column(driver, "lb-psnr", 1)]
+    assert values == sorted(values) and len(values) == 3
+    assert "\\begin{tabular}" in driver.find_element("tag name", "pre").text
+    shot = REPO / "reports" / "browser-test" / "report.png"
+    shot.parent.mkdir(parents=True, exist_ok=True)
+    driver.save_screenshot(str(shot))
+    with Image.open(shot) as im:
+        assert im.width >= 1000 and len(set(np.asarray(im.convert("L")).ravel().tolist())) > 20

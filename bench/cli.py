@@ -87,6 +87,10 @@ def build_parser() -> argparse.ArgumentParser:
     pth = asub.add_parser("path", help="print the cached file of an asset")
     pth.add_argument("name", help="an asset name, or clip:NAME/TAG")
 
+    from .iqa_cli import add_iqa_parser
+
+    add_iqa_parser(sub)
+
     rep = sub.add_parser("report", help="leaderboard report (tables, plots, HTML) of run folders, or --compare two",
                          description="Tables with 95%% bootstrap intervals (Markdown, CSV, LaTeX, HTML), plots "
                                      "(PNG + SVG) and a self-contained index.html in reports/<name>/.")
@@ -309,7 +313,9 @@ def _compare(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    handler = {"run": cmd_run, "list": cmd_list, "data": cmd_data, "report": cmd_report,
+    from .iqa_cli import cmd_iqa
+
+    handler = {"run": cmd_run, "list": cmd_list, "data": cmd_data, "report": cmd_report, "iqa": cmd_iqa,
                "assets": cmd_assets}[args.command]
     try:
         return handler(args)

@@ -22,7 +22,7 @@ SFD-IQA scores with: real HR patches against fakes, no human opinion scores.
   from a generator seeded with ``(seed, k)``), so a run resumed from ``state.pt`` ends with the same
   weights as an uninterrupted one. ``train_log.jsonl`` gets a line every ``log_every`` steps.
 
-Presets: ``cpu`` (the default: 128-pixel patches, 1536 + 1536 pool patches, cached features,
+Presets: ``cpu`` (the default: 128-pixel patches, 1024 + 1024 pool patches, cached features,
 600 steps: minutes on 2 cores) and ``gpu`` (the backbone's native patch size, 16384 + 16384
 patches, live features with augmentation, 20000 steps, AMP). A TOML file may set any field of
 `TrainConfig` and an ``[sfd]`` table with the fields of ``iqa.sfd.SFDConfig``.
@@ -56,8 +56,8 @@ _EXT = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 @dataclass
 class TrainConfig:
     patch: int = 128  # 0 = the backbone's native size
-    n_real: int = 1536
-    n_fake: int = 1536
+    n_real: int = 1024
+    n_fake: int = 1024
     steps: int = 600
     batch: int = 32
     lr: float = 2e-4
@@ -297,7 +297,12 @@ def train_sfd(cfg: TrainConfig, out: str | os.PathLike[str], *, data_root: str |
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    data_root = Path(data_root or os.environ.get("SRBENCH_DATA", "").split(":")[0] or "data")
+    if data_root is None:  # the first data root (SRBENCH_DATA, then the cache) that holds train/
+        from .datasets import data_roots
+
+        roots = data_roots()
+        data_root = next((r for r in roots if (r / "train").is_dir()), roots[0] if roots else Path("data"))
+    data_root = Path(data_root)
     dev = _device(cfg.device)
     images = training_images(data_root)
     echo(f"training images: {len(images)} under {data_root}/train ({', '.join(TRAIN_SETS)})")

@@ -35,7 +35,7 @@ def create_metric(name: str, protocol: str | Protocol = DEFAULT_PROTOCOL, device
     """Build metric ``name`` under ``protocol``; unknown options raise."""
     proto = get_protocol(protocol)
     entry = METRICS.get(name)
-    metric = entry.build(protocol=proto, **options)
+    metric = entry.build(protocol=proto, **{**entry.meta.get("defaults", {}), **options})
     metric.eval()
     if device is not None:
         metric = metric.to(device)

@@ -26,3 +26,16 @@ METRICS.register("dists", "iqa.dists:DISTS", kind="fr", higher_better=False, ran
 METRICS.register("niqe", "iqa.niqe:NIQE", kind="nr", higher_better=False, range=(0.0, _INF), backbone=None,
                  assets=("niqe-pris-params",),
                  description="NIQE naturalness, no reference (pyiqa's code, MATLAB's pristine model)")
+
+# SFD-IQA (iqa/sfd.py): opinion-unaware NR metric from trained semantic feature discriminators
+_SFD_DESC = "SFD-IQA, opinion-unaware NR score in [0, 1] from SFD discriminators"
+METRICS.register("sfd-iqa-vgg16", "iqa.sfd:sfd_iqa_vgg16", kind="nr", higher_better=True, range=(0.0, 1.0),
+                 backbone="vgg16", assets=("vgg16",), description=_SFD_DESC + " on VGG16 (shipped checkpoint)")
+METRICS.register("sfd-iqa-vgg16-featd", "iqa.sfd:sfd_iqa_vgg16", kind="nr", higher_better=True, range=(0.0, 1.0),
+                 backbone="vgg16", assets=("vgg16",), defaults={"mode": "featd", "name": "sfd-iqa-vgg16-featd"},
+                 description="SFD-IQA ablation: the Feat-D half alone (VGG16)")
+METRICS.register("sfd-iqa-vgg16-lpp", "iqa.sfd:sfd_iqa_vgg16", kind="nr", higher_better=True, range=(0.0, 1.0),
+                 backbone="vgg16", assets=("vgg16",), defaults={"mode": "lpp", "name": "sfd-iqa-vgg16-lpp"},
+                 description="SFD-IQA ablation: the anchor-pair (LPP) half alone (VGG16)")
+METRICS.register("sfd-iqa", "iqa.sfd:sfd_iqa_clip", kind="nr", higher_better=True, range=(0.0, 1.0),
+                 backbone="ViT-B-16", description=_SFD_DESC + " on CLIP ViT-B/16 (needs a trained checkpoint)")

@@ -51,7 +51,10 @@ from .errors import SrbenchError
 from .protocols import DEFAULT_PROTOCOL, Protocol, get_protocol
 from .semantic import SemanticBackbone, build_backbone
 
-__all__ = ["FeatD", "PromptPair", "SFD", "SFDConfig", "SFDIQA", "load_sfd", "save_sfd"]
+__all__ = ["FeatD", "PromptPair", "SFD", "SFDConfig", "SFDIQA", "load_sfd", "read_sfd", "register_assets", "save_sfd",
+           "sfd_iqa_clip", "sfd_iqa_vgg16", "tile_boxes"]
+
+SHIPPED_SHA256 = "0" * 64  # set when the shipped checkpoint is trained (see README, SFD-IQA)
 
 
 @dataclass
@@ -300,3 +303,51 @@ class SFDIQA(Metric):
                 lpp = lsum / len(boxes)
                 out.append(self.w * featd + (1 - self.w) * lpp)
         return torch.tensor(out, dtype=torch.float64, device=x.device)
+
+
+# -- catalogue factories -----------------------------------------------------------------------------------
+
+SHIPPED_VGG16 = Path(__file__).parent / "data" / "sfd_iqa_vgg16.safetensors"
+CLIP_CHECKPOINT = "sfd_iqa_clip_vit-b-16.safetensors"
+
+
+def register_assets() -> None:
+    """The shipped SFD-IQA checkpoint as an asset (a file inside the package)."""
+    from .assets import ASSETS, Asset, Source
+
+    if "sfd-iqa-vgg16" not in ASSETS.names():
+        ASSETS.register(Asset("sfd-iqa-vgg16", SHIPPED_VGG16.name, SHIPPED_SHA256, "MIT",
+                              (Source("local", str(SHIPPED_VGG16)),),
+                              description="SFD-IQA discriminators on VGG16, trained by srbench on T91/BSDS500/Kodak24 "
+                                          "(shipped in the package)"))
+
+
+def sfd_iqa_vgg16(*, protocol=DEFAULT_PROTOCOL, checkpoint=None, backbone_weights=None, mode: str = "both",
+                  batch_size: int = 16, name: str = "sfd-iqa-vgg16") -> SFDIQA:
+    """The shipped VGG16 SFD-IQA (needs the ``vgg16`` backbone asset); ``checkpoint`` overrides it."""
+    from .assets import sha256_file
+
+    if checkpoint is None:
+        checkpoint = SHIPPED_VGG16
+        if not checkpoint.is_file() or sha256_file(checkpoint) != SHIPPED_SHA256:
+            raise SrbenchError(f"the shipped SFD-IQA checkpoint {checkpoint} is missing or modified "
+                               f"(expected sha256 {SHIPPED_SHA256}); reinstall srbench")
+    return SFDIQA(protocol, checkpoint=checkpoint, backbone_weights=backbone_weights, mode=mode,
+                  batch_size=batch_size, name=name)
+
+
+def sfd_iqa_clip(*, protocol=DEFAULT_PROTOCOL, checkpoint=None, backbone_weights=None, mode: str = "both",
+                 batch_size: int = 16, name: str = "sfd-iqa") -> SFDIQA:
+    """SFD-IQA on CLIP ViT-B/16: ``checkpoint=PATH``, or ``<cache>/assets/sfd_iqa_clip_vit-b-16.safetensors``."""
+    from .assets import ASSETS
+    from .errors import MissingAssetError
+
+    if checkpoint is None:
+        checkpoint = ASSETS.cache / CLIP_CHECKPOINT
+        if not checkpoint.is_file():
+            raise MissingAssetError(
+                f"sfd-iqa (CLIP ViT-B/16) needs a trained checkpoint: none at {checkpoint}. Train one where the CLIP "
+                f"weights are (`srbench iqa train sfd --backbone clip:ViT-B-16/openai --out DIR`) and copy "
+                f"DIR/sfd.safetensors there, or pass checkpoint=PATH; `sfd-iqa-vgg16` works out of the box")
+    return SFDIQA(protocol, checkpoint=checkpoint, backbone_weights=backbone_weights, mode=mode,
+                  batch_size=batch_size, name=name)

@@ -88,8 +88,10 @@ def build_parser() -> argparse.ArgumentParser:
     pth.add_argument("name", help="an asset name, or clip:NAME/TAG")
 
     from .iqa_cli import add_iqa_parser
+    from .score import add_score_parser
 
     add_iqa_parser(sub)
+    add_score_parser(sub)
 
     rep = sub.add_parser("report", help="leaderboard report (tables, plots, HTML) of run folders, or --compare two",
                          description="Tables with 95%% bootstrap intervals (Markdown, CSV, LaTeX, HTML), plots "
@@ -210,10 +212,13 @@ def cmd_data(args: argparse.Namespace) -> int:
 
 
 def cmd_assets(args: argparse.Namespace) -> int:
+    from iqa import nr_baselines, sfd
     from iqa.assets import ASSETS
     from sr_methods.catalogue import register_assets
 
     register_assets()
+    nr_baselines.register_assets()
+    sfd.register_assets()
     if args.action == "list":
         for name in ASSETS.names():
             a = ASSETS.get(name)
@@ -314,8 +319,9 @@ def _compare(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from .iqa_cli import cmd_iqa
+    from .score import cmd_score
 
-    handler = {"run": cmd_run, "list": cmd_list, "data": cmd_data, "report": cmd_report, "iqa": cmd_iqa,
+    handler = {"run": cmd_run, "list": cmd_list, "data": cmd_data, "report": cmd_report, "iqa": cmd_iqa, "score": cmd_score,
                "assets": cmd_assets}[args.command]
     try:
         return handler(args)

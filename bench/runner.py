@@ -171,6 +171,9 @@ class Runner:
         return build()
 
     def _build_metrics(self, dev: torch.device) -> tuple[dict[str, iqa.Metric], dict[str, str]]:
+        from iqa import nr_baselines
+
+        nr_baselines.register_assets()  # brisque-live
         metrics, unavailable = {}, {}
         for name in self.spec.metrics:
             try:

@@ -39,3 +39,12 @@ METRICS.register("sfd-iqa-vgg16-lpp", "iqa.sfd:sfd_iqa_vgg16", kind="nr", higher
                  description="SFD-IQA ablation: the anchor-pair (LPP) half alone (VGG16)")
 METRICS.register("sfd-iqa", "iqa.sfd:sfd_iqa_clip", kind="nr", higher_better=True, range=(0.0, 1.0),
                  backbone="ViT-B-16", description=_SFD_DESC + " on CLIP ViT-B/16 (needs a trained checkpoint)")
+
+# no-reference baselines (iqa/nr_baselines.py, iqa/clipiqa.py)
+METRICS.register("piqe", "iqa.nr_baselines:PIQE", kind="nr", higher_better=False, range=(0.0, 100.0), backbone=None,
+                 description="PIQE, training-free block distortion score (pyiqa's code), 0 best .. 100 worst")
+METRICS.register("brisque", "iqa.nr_baselines:BRISQUE", kind="nr", higher_better=False, range=(-_INF, _INF),
+                 backbone=None, assets=("brisque-live",),
+                 description="BRISQUE with the original LIVE-trained SVR (about 0 best .. 100 worst)")
+METRICS.register("clipiqa", "iqa.clipiqa:CLIPIQA", kind="nr", higher_better=True, range=(0.0, 1.0), backbone="ViT-B-16",
+                 description="CLIP-IQA zero-shot, P('Good photo.' vs 'Bad photo.'), open_clip ViT-B-16 (openai)")

@@ -38,6 +38,7 @@ def load_params(path: str | os.PathLike[str]) -> tuple[np.ndarray, np.ndarray]:
 
 class NIQE(Metric):
     info = MetricInfo("niqe", "nr", False, (0.0, float("inf")), "NIQE naturalness (pyiqa's, MATLAB parameters)")
+    min_size = 96  # pyiqa's NIQE needs 96x96 pixels (two 96-pixel block rows at half scale)
 
     def __init__(self, protocol: str | Protocol = DEFAULT_PROTOCOL, params: str | os.PathLike[str] | None = None):
         super().__init__()

@@ -189,7 +189,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
         for name in iqa.list_metrics():
             i = iqa.metric_info(name)
-            print(f"{name:<12} {i.kind.upper():<3} {'higher' if i.higher_better else 'lower'} is better  {i.description}")
+            print(f"{name:<20} {i.kind.upper():<3} {'higher' if i.higher_better else 'lower'} is better  {i.description}")
     return 0
 
 

@@ -177,3 +177,36 @@ def test_training_refuses_test_images(tmp_path, clip_bb):
         training_images(data)
     with pytest.raises(SrbenchError, match="no training images"):
         training_images(tmp_path / "empty")
+
+
+def test_shipped_vgg16_checkpoint_and_catalogue(tmp_path, shared_data):
+    import iqa
+    from iqa.assets import sha256_file
+    from iqa.errors import MissingAssetError
+    from iqa.sfd import SHIPPED_SHA256, SHIPPED_VGG16
+
+    assert sha256_file(SHIPPED_VGG16) == SHIPPED_SHA256 and SHIPPED_VGG16.stat().st_size < 2_000_000
+    tensors, meta = read_sfd(SHIPPED_VGG16)
+    rec = meta["training"]
+    assert meta["config"]["backbone"] == "vgg16" and meta["backbone"]["sha256"]
+    assert rec["n_images"] == len(rec["images"]) == 514
+    assert {p.split("/")[1] for p, _ in rec["images"]} == {"t91", "bsds500", "kodak24"}
+    # trained on no test image: none of its training files is a file of a test set here
+    trained = {h for _, h in rec["images"]}
+    for name in ("set5", "set14", "urban100", "celeba_hq", "acdc"):
+        for p in (shared_data / name).rglob("*.png"):
+            assert sha256_file(p) not in trained, p
+    # without the VGG16 backbone weights (none in tests) the metric says how to get them
+    with pytest.raises(MissingAssetError, match="srbench assets fetch vgg16"):
+        iqa.create_metric("sfd-iqa-vgg16")
+    # other VGG16 weights than the ones it was trained on are refused
+    from iqa.weights import vgg16_features
+
+    torch.manual_seed(0)
+    other = tmp_path / "vgg16-397923af.pth"
+    torch.save({f"features.{k}": v for k, v in vgg16_features().state_dict().items()}, other)
+    with pytest.raises(SrbenchError, match="was trained on vgg16 weights with sha256"):
+        iqa.create_metric("sfd-iqa-vgg16-lpp", backbone_weights=other)
+    assert iqa.metric_info("sfd-iqa-vgg16-featd").higher_better
+    with pytest.raises(MissingAssetError, match="srbench iqa train sfd --backbone clip:ViT-B-16/openai"):
+        iqa.create_metric("sfd-iqa")

@@ -45,7 +45,7 @@ from typing import Any, Iterable, TextIO
 from iqa.errors import MissingAssetError, SrbenchError
 
 __all__ = ["COLUMNS", "DEFAULT_TILE", "MAX_PIXELS", "Scorer", "add_score_parser", "cmd_score", "collect_images",
-           "main", "resized_size", "tile_boxes"]
+           "resized_size", "tile_boxes"]
 
 COLUMNS = ("path", "width", "height", "metric", "score", "status", "message")
 MAX_PIXELS = 3840 * 2160
@@ -501,25 +501,3 @@ def cmd_score(args: argparse.Namespace) -> int:
           + (f"; {bad} score(s) missing (see the lines above)" if bad else "")
           + (f"; rows in {args.csv}" if args.csv else ""), file=sys.stderr)
     return 1 if bad else 0
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # one line instead of usage + message
-        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m bench.score ...``: the same command without the rest of the CLI."""
-    args = _configure(_Parser(prog="srbench score", description=__doc__.split("\n\n")[0])).parse_args(argv)
-    try:
-        return cmd_score(args)
-    except SrbenchError as e:
-        print(f"srbench: error: {e}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("srbench: interrupted; the rows of finished images are in the CSV", file=sys.stderr)
-        return 130
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())

@@ -10,7 +10,8 @@ import pytest
 from PIL import Image
 
 from bench.io import read_image
-from bench.score import COLUMNS, add_score_parser, cmd_score, main, tile_boxes
+from bench.cli import main as cli_main
+from bench.score import COLUMNS, add_score_parser, cmd_score, tile_boxes
 from iqa.base import Metric, MetricInfo
 from iqa.catalogue import METRICS
 from iqa.errors import SrbenchError
@@ -91,7 +92,7 @@ def folder(tmp_path):
 
 
 def run(args, capsys):
-    rc = main([str(a) for a in args] + ["--no-progress"])
+    rc = cli_main(["score", *(str(a) for a in args), "--no-progress"])
     out, err = capsys.readouterr()
     return rc, out, err
 
@@ -195,7 +196,7 @@ def test_full_reference_and_unknown_metrics_are_refused(folder, capsys):
     rc, out, err = run([folder, "--metric", "toy-brigth"], capsys)
     assert rc == 2 and "did you mean 'toy-bright'" in err and len(err.strip().splitlines()) == 1
     with pytest.raises(SystemExit):
-        main([str(folder)])  # --metric is required
+        cli_main(["score", str(folder)])  # --metric is required
 
 
 def test_sub_command_for_the_cli(folder, tmp_path, capsys):

@@ -309,8 +309,9 @@ def train_sfd(cfg: TrainConfig, out: str | os.PathLike[str], *, data_root: str |
     torch.manual_seed(cfg.seed)
     if backbone is None:
         backbone = build_backbone(cfg.sfd.backbone)
-    model = SFD(cfg.sfd, backbone.to(dev)).to(dev)
     patch = cfg.patch or backbone.native_size
+    # the checkpoint records the patch size, so SFD-IQA scores on tiles of the size it trained on
+    model = SFD(replace(cfg.sfd, patch=patch), backbone.to(dev)).to(dev)
     fingerprint = json.dumps({**cfg.to_dict(), "steps": None, "log_every": None, "ckpt_every": None,
                               "device": None, "images": [h for _, h in images]}, sort_keys=True, default=str)
     state_path, pools_path = out / "state.pt", out / "pools.safetensors"

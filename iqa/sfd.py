@@ -22,7 +22,8 @@ What is known of the paper, and what we chose where it is silent (every choice i
   ``score = w * mean(sigmoid(Feat-D map)) + (1 - w) * sigmoid(LPP logit)``, ``w`` = 0.5, both
   halves in [0, 1], so the score lies in [0, 1], higher is better (more like real HR images).
   ``mode="featd"`` / ``"lpp"`` keeps one half (the ablations ``sfd-iqa-featd``/``sfd-iqa-lpp``).
-- **Images of any size** are scored on tiles of the training patch size (``patch``), non-overlapping
+- **Images of any size** are scored on tiles of ``patch`` (the trainer records its training patch
+  size there; 0 means the backbone's native size), non-overlapping
   except the last row/column, which is aligned with the border; tile scores are averaged (Feat-D:
   weighted by map area). An image smaller than a tile is scored whole (a CLIP ViT needs one 16-pixel
   patch; VGG16 any size >= 32). Nothing is resized.

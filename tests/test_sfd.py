@@ -156,6 +156,7 @@ def test_training_is_reproducible_resumable_and_recorded(clip_bb, tmp_path):
     tc, _ = read_sfd(train_sfd(cfg, tmp_path / "c", **quiet))
     assert all(torch.allclose(ta[k], tc[k], atol=1e-6) for k in ta)
     rec = meta["training"]
+    assert meta["config"]["patch"] == 32  # scoring tiles = training patches
     assert rec["n_images"] == 6 and all(len(h) == 64 for _, h in rec["images"])
     assert {p.split("/")[1] for p, _ in rec["images"]} == {"t91", "kodak24"}
     assert sum(rec["fakes"].values()) == 16 and set(rec["fakes"]) <= {"bicubic-x2", "bicubic-x4", "nearest-x2",

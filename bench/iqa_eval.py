@@ -162,10 +162,11 @@ def _info_of(obj: Any):
 
 
 def resolve_nr_metrics(metrics: Iterable[Any], device: Any = None,
-                       log: Callable[[str], None] = _stderr) -> list[NRMetric]:
+                       log: Callable[[str], None] = _stderr, notes: list[str] | None = None) -> list[NRMetric]:
     """Build the NR metrics: names (``iqa.create_metric``), `iqa.Metric` objects, or ``(label,
     Metric)`` pairs. A full-reference metric or an unknown name raises; a metric that cannot be
-    built (missing asset) is skipped with a loud message, unless none is left (then it raises)."""
+    built (missing asset) is skipped with a loud message (also appended to ``notes``, which the
+    report prints), unless none is left (then it raises)."""
     import iqa
 
     out: list[NRMetric] = []
@@ -185,6 +186,8 @@ def resolve_nr_metrics(metrics: Iterable[Any], device: Any = None,
                 msg = f"metric {m!r} is unavailable and skipped: {e}"
                 log(f"WARNING: {msg}")
                 problems.append(msg)
+                if notes is not None:
+                    notes.append(msg)
                 continue
             out.append(NRMetric(label or info.name, module, bool(info.higher_better)))
         elif isinstance(m, torch.nn.Module):
@@ -525,7 +528,7 @@ def evaluate_opinion_free(metrics: Iterable[Any], *, datasets: Sequence[str] = D
         raise SrbenchError(f"SR scales must be integers >= 2, got {scales}")
     dev = _device(device)
     notes: list[str] = []
-    nr = resolve_nr_metrics(metrics, dev, log)
+    nr = resolve_nr_metrics(metrics, dev, log, notes)
     images = _collect_images(list(datasets), data_root, images_per_dataset, crop, log, notes)
     fr = _resolve_fr(list(fr_metrics), dev, log, notes)
     method_names = list(DEFAULT_METHODS) + [m for m in (methods or []) if m not in DEFAULT_METHODS]

@@ -431,3 +431,12 @@ def test_cli_errors(tmp_path, lapvar_registered, capsys):
         cmd_eval(p.parse_args(["iqa", "eval", "lapvar", "--dataset", "tid2013", "--root", str(tmp_path / "nowhere"),
                                "--no-progress"]))
     assert "\n" not in str(ei.value)
+
+
+def test_an_unavailable_metric_is_named_in_the_report_notes():
+    from bench.iqa_eval import resolve_nr_metrics
+
+    notes, lines = [], []
+    out = resolve_nr_metrics(["niqe", "piqe"], "cpu", lines.append, notes)  # niqe: no asset in tests
+    assert [m.label for m in out] == ["piqe"]
+    assert notes and notes[0].startswith("metric 'niqe' is unavailable and skipped") and lines

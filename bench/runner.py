@@ -149,26 +149,11 @@ class Runner:
 
     # -- set-up -----------------------------------------------------------------------------------
     def _with_assets(self, what: str, assets: tuple[str, ...], build: Callable[[], Any]) -> Any:
-        """``build()``; when it lacks an asset that has a public source, fetch it and build again
-        (unless offline: ``fetch=False`` or ``SRBENCH_OFFLINE=1``)."""
-        try:
-            return build()
-        except iqa.MissingAssetError:
-            if not self.fetch or not assets:
-                raise
-            from iqa.assets import ASSETS
+        """``build()``, fetching missing public assets first unless offline (``fetch=False`` or
+        ``SRBENCH_OFFLINE=1``); see ``iqa.assets.build_with_assets``."""
+        from iqa.assets import build_with_assets
 
-            todo = [a for a in assets if ASSETS.status(a) != "ok" and ASSETS.get(a).sources]
-            if not todo:  # nothing we could fetch: the original error stands
-                raise
-        for name in todo:
-            src = ", ".join(s.describe() for s in ASSETS.get(name).sources)
-            self.echo(f"fetching asset {name} for {what} from {src} (SRBENCH_OFFLINE=1 or --offline to skip)")
-            try:
-                ASSETS.fetch(name)
-            except SrbenchError as e:
-                self.echo(f"!! asset {name}: {e}")
-        return build()
+        return build_with_assets(build, assets, fetch=self.fetch, echo=self.echo, what=what)
 
     def _build_metrics(self, dev: torch.device) -> tuple[dict[str, iqa.Metric], dict[str, str]]:
         from iqa import nr_baselines

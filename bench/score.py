@@ -42,7 +42,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, TextIO
 
-from iqa.errors import MissingAssetError, SrbenchError
+from iqa.errors import SrbenchError
 
 __all__ = ["COLUMNS", "DEFAULT_TILE", "MAX_PIXELS", "Scorer", "add_score_parser", "cmd_score", "collect_images",
            "resized_size", "tile_boxes"]
@@ -385,19 +385,11 @@ def _offline(args: argparse.Namespace) -> bool:
 def _build_metric(name: str, device: Any, offline: bool) -> Any:
     """Build metric ``name``; fetch its missing assets (public sources) once unless offline."""
     import iqa
-    from iqa.assets import ASSETS
+    from iqa.assets import build_with_assets
 
-    try:
-        return iqa.create_metric(name, device=device)
-    except MissingAssetError:
-        assets = [a for a in iqa.METRICS.get(name).meta.get("assets", ()) if a in ASSETS.names()]
-        todo = [a for a in assets if ASSETS.status(a) != "ok" and ASSETS.get(a).sources]
-        if offline or not todo:
-            raise
-    for a in todo:
-        print(f"srbench score: fetching asset {a} for metric {name} (--offline to skip)", file=sys.stderr)
-        ASSETS.fetch(a)
-    return iqa.create_metric(name, device=device)
+    return build_with_assets(lambda: iqa.create_metric(name, device=device),
+                             tuple(iqa.METRICS.get(name).meta.get("assets", ())), fetch=not offline,
+                             echo=lambda line: print(f"srbench score: {line}", file=sys.stderr), what=f"metric {name}")
 
 
 def check_metrics(names: list[str]) -> list[str]:

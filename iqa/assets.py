@@ -24,7 +24,7 @@ import torch
 
 from .errors import MissingAssetError, SrbenchError
 
-__all__ = ["ASSETS", "Asset", "AssetManager", "SUFFIXES", "Source", "cache_root", "load_state_dict", "one_line", "read_file_bytes",
+__all__ = ["ASSETS", "Asset", "AssetManager", "SUFFIXES", "Source", "build_with_assets", "cache_root", "load_state_dict", "one_line", "read_file_bytes",
            "sha256_bytes", "sha256_file", "write_safetensors"]
 
 
@@ -438,3 +438,23 @@ ASSETS.register(Asset(
     "Apache-2.0 (basicsr-fixed)",
     (Source("pypi", "basicsr-fixed==1.4.2", ("*/basicsr/metrics/niqe_pris_params.npz",), sdist=True),),
     description="NIQE pristine-model parameters (mu, cov) of MATLAB's NIQE, from the basicsr-fixed source package"))
+
+
+def build_with_assets(build, assets, *, fetch: bool, echo=print, what: str = ""):
+    """``build()``; when it raises `MissingAssetError` and one of ``assets`` is missing but has a
+    public source, fetch those (unless ``fetch`` is false) and build again. Used by ``srbench run``
+    and ``srbench score``, so metrics and methods never download by themselves."""
+    try:
+        return build()
+    except MissingAssetError:
+        todo = [a for a in assets if a in ASSETS.names() and ASSETS.status(a) != "ok" and ASSETS.get(a).sources]
+        if not fetch or not todo:
+            raise
+    for name in todo:
+        src = ", ".join(s.describe() for s in ASSETS.get(name).sources)
+        echo(f"fetching asset {name}{' for ' + what if what else ''} from {src} (SRBENCH_OFFLINE=1 or --offline to skip)")
+        try:
+            ASSETS.fetch(name)
+        except SrbenchError as e:
+            echo(f"!! asset {name}: {e}")
+    return build()

@@ -190,3 +190,23 @@ def test_hf_source_calls_the_hub_client(manager, tmp_path, monkeypatch):
     manager.register(A.Asset("h", "h.bin", sha(b"hub"), "MIT", (A.Source("hf", "owner/repo/sub/h.bin"),)))
     assert manager.fetch("h").read_bytes() == b"hub"
     assert calls == [("owner/repo", "sub/h.bin")]
+
+
+def test_build_with_assets_fetches_only_when_allowed_and_needed(tmp_path, monkeypatch):
+    from iqa.errors import MissingAssetError
+
+    src = tmp_path / "w.bin"
+    src.write_bytes(b"weights")
+    monkeypatch.setitem(A.ASSETS._assets, "bwa-test", A.Asset("bwa-test", "bwa.bin", A.sha256_file(src), "test",
+                                                               (A.Source("local", str(src)),)))
+
+    def build():
+        return A.ASSETS.require("bwa-test").read_bytes()
+
+    lines = []
+    with pytest.raises(MissingAssetError, match="srbench assets fetch bwa-test"):
+        A.build_with_assets(build, ("bwa-test",), fetch=False, echo=lines.append)
+    assert lines == [] and A.ASSETS.status("bwa-test") == "missing"
+    assert A.build_with_assets(build, ("bwa-test",), fetch=True, echo=lines.append, what="metric m") == b"weights"
+    assert lines[0].startswith("fetching asset bwa-test for metric m from local:")
+    assert A.build_with_assets(build, ("bwa-test",), fetch=True, echo=lines.append) == b"weights" and len(lines) == 1

@@ -91,20 +91,18 @@ PRESETS = {
 
 def load_config(spec: str | None, backbone: str | None = None, **overrides: Any) -> TrainConfig:
     """A preset name (``cpu``, ``gpu``) or a TOML file; ``backbone`` and ``overrides`` win."""
-    import tomllib
+    from .spec import read_toml
 
     spec = spec or "cpu"
     if spec in PRESETS:
         cfg = PRESETS[spec]
     else:
         path = Path(spec)
-        try:
-            data = tomllib.loads(path.read_text())
-        except FileNotFoundError:
-            raise SrbenchError(f"{path}: config not found (or use a preset: {', '.join(PRESETS)})") from None
-        except tomllib.TOMLDecodeError as e:
-            raise SrbenchError(f"{path}: invalid TOML ({e})") from None
-        base = PRESETS[data.pop("preset", "cpu")]
+        data = read_toml(path, f"config not found (or use a preset: {', '.join(PRESETS)})")
+        preset = data.pop("preset", "cpu")
+        if preset not in PRESETS:
+            raise SrbenchError(f"{path}: unknown preset {preset!r} (known: {', '.join(PRESETS)})")
+        base = PRESETS[preset]
         sfd = replace(base.sfd, **SFDConfig.from_dict(data.pop("sfd", {})).__dict__) if "sfd" in data else base.sfd
         known = {f.name for f in fields(TrainConfig)} - {"sfd"}
         unknown = set(data) - known

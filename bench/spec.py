@@ -29,6 +29,17 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 
+def read_toml(path: str | Path, missing: str = "file not found") -> dict[str, Any]:
+    """The TOML file ``path`` as a dict; a missing or malformed file is a one-line error."""
+    path = Path(path)
+    try:
+        return tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise SrbenchError(f"{path}: {missing}") from None
+    except tomllib.TOMLDecodeError as e:
+        raise SrbenchError(f"{path}: invalid TOML ({e})") from None
+
+
 @dataclass(frozen=True)
 class MethodSpec:
     name: str
@@ -95,14 +106,7 @@ class RunSpec:
 
     @classmethod
     def from_toml(cls, path: str | Path) -> "RunSpec":
-        path = Path(path)
-        try:
-            data = tomllib.loads(path.read_text())
-        except FileNotFoundError:
-            raise SrbenchError(f"{path}: spec file not found") from None
-        except tomllib.TOMLDecodeError as e:
-            raise SrbenchError(f"{path}: invalid TOML ({e})") from None
-        return cls.from_dict(data, str(path))
+        return cls.from_dict(read_toml(path, "spec file not found"), str(path))
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)

@@ -118,23 +118,37 @@ def _run_cli(out: Path, env: dict) -> subprocess.Popen:
                             cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
+def _kill_after_next_flush(out: Path, env: dict, extra: float) -> bool:
+    """Start a run, wait until it has flushed new rows to scores.parquet, let it go on for
+    `extra` seconds (so some kills land mid-cell), then SIGKILL it. False if it finished first."""
+    scores = out / "scores.parquet"
+    before = scores.stat().st_mtime_ns if scores.exists() else None
+    p = _run_cli(out, env)
+    deadline = time.monotonic() + 120
+    while p.poll() is None and time.monotonic() < deadline:
+        if scores.exists() and scores.stat().st_mtime_ns != before:
+            time.sleep(extra)
+            break
+        time.sleep(0.02)
+    killed = p.poll() is None
+    if killed:
+        p.send_signal(signal.SIGKILL)
+    p.wait(60)
+    return killed
+
+
 @pytest.mark.slow
 def test_kill_9_then_rerun_gives_the_uninterrupted_table(tmp_path):
     env = {**os.environ, "SRBENCH_FLUSH_SECONDS": "0", "PYTHONPATH": str(REPO)}
     ref = _run_cli(tmp_path / "ref", env)
     assert ref.wait(300) == 0, ref.stderr.read().decode()
     out = tmp_path / "killed"
-    kills = 0
-    for delay in (2.5, 4.0, 5.5, 7.0):  # each try gets further: imports take ~2 s, each cell a few s
-        p = _run_cli(out, env)
-        time.sleep(delay)
-        if p.poll() is None:
-            p.send_signal(signal.SIGKILL)
-            kills += 1
-        p.wait(60)
+    # kills are driven by progress (a new flush), not by wall-clock delays, so a fast or a slow
+    # machine kills the same number of times; demo x2,x4 x 2 methods has 20 cells to get through
+    kills = sum(_kill_after_next_flush(out, env, extra) for extra in (0.0, 0.2, 0.0, 0.4))
     final = _run_cli(out, env)
     assert final.wait(300) == 0, final.stderr.read().decode()
-    assert kills >= 2
+    assert kills >= 3
     pd.testing.assert_frame_equal(values(out), values(tmp_path / "ref"))
     assert not list(out.rglob(".tmp-*"))  # a rerun removes what a killed write left half-done
 

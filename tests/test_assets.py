@@ -104,6 +104,10 @@ def test_npm_source_uses_npm_pack(manager, tmp_path, monkeypatch):
                              (A.Source("npm", "@scope/pkg@1.0.0", ("package/models/x4/model.json",)),)))
     assert manager.fetch("m").read_bytes() == b"{}"
     assert calls[0][:2] == ["npm", "pack"] and calls[0][-1] == "@scope/pkg@1.0.0"
+    # a second asset from the same package reuses this process's download: one `npm pack` in all
+    manager.register(A.Asset("m2", "model2.json", sha(b"{}"), "MIT",
+                             (A.Source("npm", "@scope/pkg@1.0.0", ("package/models/x4/model.json",)),)))
+    assert manager.fetch("m2").read_bytes() == b"{}" and len(calls) == 1
 
 
 def test_source_override_keeps_the_member_list(manager, tmp_path):

@@ -65,6 +65,7 @@ class TrainConfig:
     scales: tuple[int, ...] = (2, 3, 4, 8, 16)
     degradations: tuple[str, ...] = ("blur", "noise", "jpeg", "resize")
     fake_sr_share: float = 0.5
+    pair_fakes: bool = False  # fake i is made from the same crop as real i (same content in both pools)
     cache_features: bool = True
     amp: bool = False
     holdout: float = 0.1
@@ -218,7 +219,25 @@ def build_pools(cfg: TrainConfig, images: list[tuple[Path, str]], patch: int, ec
     big = [a for _, a in pics if min(a.shape[:2]) >= patch]
     if not big:
         raise SrbenchError(f"no training image is at least {patch}x{patch}")
-    real = np.stack([_crop(rng, big[int(rng.integers(len(big)))], patch) for _ in range(cfg.n_real)])
+    spots = []  # (image, top, left) of each real crop
+    for _ in range(cfg.n_real):
+        a = big[int(rng.integers(len(big)))]
+        h, w = a.shape[:2]
+        spots.append((a, int(rng.integers(0, h - patch + 1)), int(rng.integers(0, w - patch + 1))))
+    real = np.stack([a[t:t + patch, l:l + patch] for a, t, l in spots])
+
+    def source(i: int, size: int) -> np.ndarray | None:
+        """A ``size`` crop for fake ``i``: centred on real crop ``i`` (``pair_fakes``), else random."""
+        if cfg.pair_fakes:
+            a, t, l = spots[i % len(spots)]
+            h, w = a.shape[:2]
+            if min(h, w) < size:
+                return None
+            off = (size - patch) // 2
+            t, l = min(max(t - off, 0), h - size), min(max(l - off, 0), w - size)
+            return a[t:t + size, l:l + size]
+        src = [a for a in big if min(a.shape[:2]) >= size]
+        return _crop(rng, src[int(rng.integers(len(src)))], size) if src else None
     methods = {}
     for name in cfg.methods:
         try:
@@ -226,7 +245,7 @@ def build_pools(cfg: TrainConfig, images: list[tuple[Path, str]], patch: int, ec
         except SrbenchError as e:
             echo(f"!! fake method {name} skipped: {e}")
     plan = []  # (kind, crop): SR jobs are run afterwards, grouped by method and scale
-    for _ in range(cfg.n_fake):
+    for i in range(cfg.n_fake):
         job = None
         if methods and rng.random() < cfg.fake_sr_share:
             name = list(methods)[int(rng.integers(len(methods)))]
@@ -234,12 +253,12 @@ def build_pools(cfg: TrainConfig, images: list[tuple[Path, str]], patch: int, ec
             if scales:
                 s = int(rng.choice(scales))
                 size = -(-patch // s) * s  # a multiple of the scale, >= patch
-                src = [a for a in big if min(a.shape[:2]) >= size]
-                if src:
-                    job = (f"{name}-x{s}", _crop(rng, src[int(rng.integers(len(src)))], size))
+                crop = source(i, size)
+                if crop is not None:
+                    job = (f"{name}-x{s}", crop)
         if job is None:
             kind = cfg.degradations[int(rng.integers(len(cfg.degradations)))]
-            job = (kind, _DEGRADE[kind](rng, _crop(rng, big[int(rng.integers(len(big)))], patch)))
+            job = (kind, _DEGRADE[kind](rng, source(i, patch)))
         plan.append(job)
     fake = [None] * len(plan)
     groups: dict[str, list[int]] = {}

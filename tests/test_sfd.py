@@ -190,6 +190,21 @@ def test_training_is_reproducible_resumable_and_recorded(clip_bb, tmp_path):
     assert read_sfd(train_sfd(live, tmp_path / "d", **quiet))[1]["training"]["steps"] == 2
 
 
+def test_paired_fakes_are_made_from_the_real_crops(tmp_path):
+    from bench.sfd_train import build_pools, load_config, training_images
+
+    data = _train_folder(tmp_path / "data")
+    images = training_images(data)
+    base = dict(n_real=8, n_fake=16, methods=("bicubic",), scales=(2, 4), degradations=("jpeg",), seed=3)
+    real, fake, kinds = build_pools(load_config("cpu", pair_fakes=True, **base), images, 32, echo=lambda s: None)
+    assert real.shape == (8, 3, 32, 32) and fake.shape == (16, 3, 32, 32) and set(kinds) & {"jpeg"}
+    # fake i is real i (mod 8) made worse: far closer to it than to the other real crops
+    diff = (fake[:, None].float() - real[None].float()).abs().mean(dim=(2, 3, 4))  # (16, 8)
+    assert (diff.argmin(dim=1) == torch.arange(16) % 8).all()
+    real2, fake2, _ = build_pools(load_config("cpu", **base), images, 32, echo=lambda s: None)
+    assert torch.equal(real, real2) and not torch.equal(fake, fake2)  # the same reals either way
+
+
 def test_training_refuses_test_images(tmp_path, clip_bb):
     from bench.sfd_train import training_images
 

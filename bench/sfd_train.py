@@ -4,7 +4,8 @@ SFD-IQA scores with: real HR patches against fakes, no human opinion scores.
 ``srbench iqa train sfd --backbone vgg16 --config cpu --out runs/sfd-vgg16``
 
 - **Real**: random ``patch``-sized crops of the training images only: ``<data>/train/t91``,
-  ``train/bsds500`` (train + test) and ``train/kodak24``. Every training file is hashed and the
+  ``train/bsds500`` (train + test) and ``train/kodak24`` (``sets`` picks some of them, e.g. to
+  keep Kodak24 out as a validation set). Every training file is hashed and the
   list (path, sha256) goes into the checkpoint. A file whose sha256 equals a file of a test set found
   in the data root (Set5, Set14, BSD100, Urban100, Manga109, CelebA-HQ, ACDC) stops the training.
 - **Fakes**: crops of the same images, made worse in two ways (``fake_sr_share`` of them by SR):
@@ -12,6 +13,9 @@ SFD-IQA scores with: real HR patches against fakes, no human opinion scores.
   ``esrgan-thick``, ``realesrgan-x4plus``, ``craft-x4`` ...) at x2..x16 from MATLAB-bicubic LR; and
   synthetic degradations: Gaussian blur (sigma 0.8-3), Gaussian noise (sigma 3-30 /255), JPEG
   (quality 10-60), bicubic down-up (x2-x4). Methods whose weights are missing are skipped loudly.
+  With ``pair_fakes`` fake ``i`` is made from (a crop centred on) real patch ``i mod n_real``, so
+  both pools hold the same content and only the degradation tells them apart; otherwise fakes come
+  from their own random crops.
 - Real and fake pools are drawn once from the seed and saved (``pools.safetensors``, uint8), so a
   resumed run sees the same data. With ``cache_features`` (the CPU preset) the frozen backbone runs
   once per pool patch and the heads train on the cached features (fast on a CPU); otherwise each

@@ -98,7 +98,7 @@ def test_discriminators_learn_real_versus_fake_and_pass_gradients(which, clip_bb
 
 def test_checkpoint_round_trip_and_metric(clip_bb, tmp_path):
     torch.manual_seed(1)
-    model = SFD(SFDConfig(n_ctx=2, feat_width=8, feat_layers=2, patch=32), clip_bb)
+    model = SFD(SFDConfig(n_ctx=2, feat_width=8, feat_layers=2, patch=32, fusion="prob"), clip_bb)
     path = save_sfd(model, tmp_path / "sfd.safetensors", {"images": [["train/a.png", "ab" * 32]], "steps": 3})
     tensors, meta = read_sfd(path)
     assert meta["training"]["steps"] == 3 and meta["config"]["n_ctx"] == 2 and "lpp.ctx" in tensors
@@ -127,12 +127,21 @@ def test_checkpoint_round_trip_and_metric(clip_bb, tmp_path):
     assert len(tiles16) == 12
     expect16 = np.mean([float(torch.sigmoid(model(t)[1])) for t in tiles16])
     assert float(small_tiles(big)) == pytest.approx(expect16, abs=1e-6)
+    assert SFDConfig().fusion == "logit" and metric.fusion == "prob"  # the checkpoint's own choice
     logit = SFDIQA(checkpoint=path, backbone=clip_bb, fusion="logit")
     assert float(logit(x)) == pytest.approx(float(torch.sigmoid(0.5 * m.mean() + 0.5 * lg)), abs=1e-6)
     bigm = torch.cat([model(t)[0].flatten() for t in tiles])
     bigl = torch.stack([model(t)[1][0] for t in tiles])
     assert float(SFDIQA(checkpoint=path, backbone=clip_bb, fusion="logit")(big)) == pytest.approx(
         float(torch.sigmoid(0.5 * bigm.mean() + 0.5 * bigl.mean())), abs=1e-6)
+    # a checkpoint from before the fusion option (no "fusion" in its config) mixes probabilities
+    from iqa.assets import write_safetensors
+
+    old_cfg = {k: v for k, v in meta["config"].items() if k != "fusion"}
+    old = write_safetensors(tensors, {"format": "srbench-sfd-1", "config": json.dumps(old_cfg),
+                                      "backbone": json.dumps(meta["backbone"]), "training": "{}"},
+                            tmp_path / "old.safetensors")
+    assert SFDIQA(checkpoint=old, backbone=clip_bb).fusion == "prob"
     with pytest.raises(SrbenchError, match="fusion must be one of"):
         SFDIQA(checkpoint=path, backbone=clip_bb, fusion="max")
     with pytest.raises(SrbenchError, match="tile must be an int >= 16"):

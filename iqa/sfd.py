@@ -66,7 +66,7 @@ from .semantic import SemanticBackbone, build_backbone
 __all__ = ["FeatD", "PromptPair", "SFD", "SFDConfig", "SFDIQA", "load_sfd", "read_sfd", "register_assets", "save_sfd",
            "sfd_iqa_clip", "sfd_iqa_vgg16", "tile_boxes"]
 
-SHIPPED_SHA256 = "f6a73c75354ed3c4358d08360acff6102f2aae0d5485770da9c11ae9fa3df17a"  # iqa/data/sfd_iqa_vgg16.safetensors
+SHIPPED_SHA256 = "30a0132c0df7e0d5cd11016fcc749b532e4520dfcc43adc18db7e5bb409c5521"  # iqa/data/sfd_iqa_vgg16.safetensors
 
 
 @dataclass

@@ -210,7 +210,7 @@ def test_paired_fakes_are_made_from_the_real_crops(tmp_path):
     # fake i is real i (mod 8) made worse: far closer to it than to the other real crops
     diff = (fake[:, None].float() - real[None].float()).abs().mean(dim=(2, 3, 4))  # (16, 8)
     assert (diff.argmin(dim=1) == torch.arange(16) % 8).all()
-    real2, fake2, _ = build_pools(load_config("cpu", **base), images, 32, echo=lambda s: None)
+    real2, fake2, _ = build_pools(load_config("cpu", pair_fakes=False, **base), images, 32, echo=lambda s: None)
     assert torch.equal(real, real2) and not torch.equal(fake, fake2)  # the same reals either way
 
 
@@ -233,11 +233,15 @@ def test_shipped_vgg16_checkpoint_and_catalogue(tmp_path, shared_data):
     from iqa.sfd import SHIPPED_SHA256, SHIPPED_VGG16
 
     assert sha256_file(SHIPPED_VGG16) == SHIPPED_SHA256 and SHIPPED_VGG16.stat().st_size < 2_000_000
-    tensors, meta = read_sfd(SHIPPED_VGG16)
+    _, meta = read_sfd(SHIPPED_VGG16)
     rec = meta["training"]
     assert meta["config"]["backbone"] == "vgg16" and meta["backbone"]["sha256"]
-    assert rec["n_images"] == len(rec["images"]) == 514
-    assert {p.split("/")[1] for p, _ in rec["images"]} == {"t91", "bsds500", "kodak24"}
+    # scored as trained: 128-pixel tiles, log-odds fusion
+    assert meta["config"]["patch"] == rec["patch"] == 128 and meta["config"]["fusion"] == "logit"
+    # T91 + BSDS500; Kodak24 was held out as the validation set
+    assert rec["n_images"] == len(rec["images"]) == 490 and rec["train_sets"] == ["t91", "bsds500"]
+    assert {p.split("/")[1] for p, _ in rec["images"]} == {"t91", "bsds500"}
+    assert rec["config"]["pair_fakes"] and rec["config"]["n_real"] == rec["config"]["n_fake"] == 4096
     # trained on no test image: none of its training files is a file of a test set here
     trained = {h for _, h in rec["images"]}
     for name in ("set5", "set14", "urban100", "celeba_hq", "acdc"):

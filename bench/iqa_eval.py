@@ -59,7 +59,10 @@ outputs as the FR metric does) come with 95 % bootstrap intervals that resample 
 
 Outputs in ``out`` (default ``reports/iqa-eval/``): ``table.md`` / ``table.csv`` (one row per NR
 metric: (a) per distortion type and overall, (b) vs each FR metric), the per-image scores
-(``distortion_scores.csv``, ``distortion_srcc.csv``, ``sr_scores.csv``), figures as PNG + SVG
+(``distortion_scores.csv``, ``distortion_srcc.csv``, ``sr_scores.csv``), ``differences.csv``
+(each metric minus a reference metric, default ``niqe`` when evaluated: the overall SRCC of (a)
+paired over images, the SRCCs of (b) paired over SR outputs, each with a 95 % bootstrap interval and
+``better``/``worse``/``n.s.``; also a second table in ``table.md``), figures as PNG + SVG
 (``levels_<metric>``: score vs level per distortion type; ``sr_<metric>_vs_<fr>``: NR score vs FR
 score over SR outputs) and ``index.md`` tying them together. A database evaluation writes
 ``<database>_correlations.md`` / ``.csv`` and ``<database>_scores.csv``.
@@ -351,6 +354,8 @@ class OpinionFreeResult:
     sr_scores: "pd.DataFrame"
     fr_used: dict[str, str]  # requested FR metric -> the one used
     notes: list[str] = field(default_factory=list)
+    differences: "pd.DataFrame | None" = None  # each metric minus the reference metric (paired)
+    reference: str | None = None
     files: list[Path] = field(default_factory=list)
     markdown: str = ""
 
@@ -507,9 +512,11 @@ def evaluate_opinion_free(metrics: Iterable[Any], *, datasets: Sequence[str] = D
                           scales: Sequence[int] = DEFAULT_SCALES, fr_metrics: Sequence[str] = DEFAULT_FR_METRICS,
                           out: str | Path | None = DEFAULT_OUT, device: Any = None, n_boot: int = N_BOOT,
                           seed: int = 0, progress: bool = True, plots: bool = True,
-                          log: Callable[[str], None] = _stderr) -> OpinionFreeResult:
+                          log: Callable[[str], None] = _stderr, reference: str | None = None) -> OpinionFreeResult:
     """The opinion-free evaluation (module doc, part 2). ``methods``: extra SR method names,
-    added to the interpolation baselines. ``out=None`` writes nothing."""
+    added to the interpolation baselines. ``reference``: the NR metric every other one is compared
+    with (paired differences; default ``niqe`` when it is evaluated, ``"none"`` for no comparison).
+    ``out=None`` writes nothing."""
     import pandas as pd
 
     import iqa
@@ -529,6 +536,11 @@ def evaluate_opinion_free(metrics: Iterable[Any], *, datasets: Sequence[str] = D
     dev = _device(device)
     notes: list[str] = []
     nr = resolve_nr_metrics(metrics, dev, log, notes)
+    labels = [m.label for m in nr]
+    if reference is None:
+        reference = "niqe" if "niqe" in labels else "none"
+    if reference != "none" and reference not in labels:  # checked before the long part
+        raise SrbenchError(f"reference metric {reference!r} is not among the evaluated metrics ({', '.join(labels)})")
     images = _collect_images(list(datasets), data_root, images_per_dataset, crop, log, notes)
     fr = _resolve_fr(list(fr_metrics), dev, log, notes)
     method_names = list(DEFAULT_METHODS) + [m for m in (methods or []) if m not in DEFAULT_METHODS]
@@ -582,10 +594,78 @@ def evaluate_opinion_free(metrics: Iterable[Any], *, datasets: Sequence[str] = D
         table_rows.append(row)
     table = pd.DataFrame(table_rows)
     res = OpinionFreeResult(table, dscores, dsrcc, srdf, fr_used, notes)
+    if reference != "none":
+        res.reference = reference
+        res.differences = _differences(nr, reference, dsrcc, srdf, fr_used, n_boot, seed)
     res.markdown = _opinion_free_markdown(res, nr, images, built, scales, crop)
     if out is not None:
         _write_opinion_free(res, Path(out), nr, plots)
     return res
+
+
+def _paired_srcc_difference(a: np.ndarray, b: np.ndarray, fr: np.ndarray, n_boot: int, seed: int):
+    """``srcc(a, fr) - srcc(b, fr)`` with a 95 % bootstrap interval that resamples the items
+    (the same resample for both metrics, so the interval is of the paired difference)."""
+    from iqa.correlation import srcc
+
+    ok = np.isfinite(a) & np.isfinite(b) & np.isfinite(fr)
+    a, b, fr = a[ok], b[ok], fr[ok]
+    est = srcc(a, fr) - srcc(b, fr)
+    if a.size < 3 or not np.isfinite(est):
+        return est, math.nan, math.nan, int(a.size)
+    rng = np.random.default_rng(seed)
+    boots = []
+    for _ in range(n_boot):
+        i = rng.integers(0, a.size, a.size)
+        boots.append(srcc(a[i], fr[i]) - srcc(b[i], fr[i]))
+    boots = np.asarray(boots, dtype=np.float64)
+    boots = boots[np.isfinite(boots)]
+    if boots.size == 0:
+        return est, math.nan, math.nan, int(a.size)
+    lo, hi = np.quantile(boots, [0.025, 0.975])
+    return est, float(lo), float(hi), int(a.size)
+
+
+def _verdict(est: float, lo: float, hi: float) -> str:
+    if not (np.isfinite(lo) and np.isfinite(hi)):
+        return "n/a"
+    return "better" if lo > 0 else ("worse" if hi < 0 else "n.s.")
+
+
+def _differences(nr: list[NRMetric], reference: str, dsrcc: "pd.DataFrame", srdf: "pd.DataFrame",
+                 fr_used: dict[str, str], n_boot: int, seed: int) -> "pd.DataFrame":
+    """Each metric minus ``reference``: (a) the overall SRCC, paired over images; (b) the SRCC with
+    each FR metric, paired over SR outputs. ``better``/``worse`` when the 95 % interval excludes 0."""
+    import iqa
+    import pandas as pd
+
+    from iqa.correlation import orient
+
+    from .stats import paired_difference
+
+    per_image = {m: {k: v for k, v in g.groupby(["dataset", "image"])["srcc"].mean().items()}
+                 for m, g in dsrcc.groupby("metric")}
+    hb = {m.label: m.higher_better for m in nr}
+    rows = []
+    for m in nr:
+        if m.label == reference:
+            continue
+        row: dict[str, Any] = {"metric": m.label, "reference": reference}
+        iv = paired_difference(per_image.get(m.label, {}), per_image.get(reference, {}), n_boot=n_boot, seed=seed)
+        est, lo, hi = (iv.mean, iv.lo, iv.hi) if iv is not None else (math.nan, math.nan, math.nan)
+        row.update({"overall_diff": est, "overall_lo": lo, "overall_hi": hi, "overall_verdict": _verdict(est, lo, hi)})
+        for req, used in fr_used.items():
+            col = f"vs_{req}"
+            if srdf.empty:
+                est = lo = hi = math.nan
+            else:
+                fr = orient(srdf[f"fr:{used}"].to_numpy(), iqa.metric_info(used).higher_better)
+                est, lo, hi, _ = _paired_srcc_difference(orient(srdf[f"nr:{m.label}"].to_numpy(), hb[m.label]),
+                                                         orient(srdf[f"nr:{reference}"].to_numpy(), hb[reference]),
+                                                         fr, n_boot, seed)
+            row.update({f"{col}_diff": est, f"{col}_lo": lo, f"{col}_hi": hi, f"{col}_verdict": _verdict(est, lo, hi)})
+        rows.append(row)
+    return pd.DataFrame(rows)
 
 
 def _opinion_free_markdown(res: OpinionFreeResult, nr: list[NRMetric], images: list[_Image], methods: list[Any],
@@ -618,6 +698,19 @@ def _opinion_free_markdown(res: OpinionFreeResult, nr: list[NRMetric], images: l
     for _, r in res.table.iterrows():
         if r["note"]:
             lines.append(f"\n- {r['metric']}: {r['note']}")
+    if res.differences is not None and len(res.differences):
+        ref = res.reference
+        head = ["NR metric", "overall SRCC"] + [f"vs {used.upper()} SRCC" for used in res.fr_used.values()]
+        lines += ["", f"Difference from {ref} (metric minus {ref}; (a) paired over images, (b) paired over SR "
+                      "outputs; 95 % bootstrap interval; better / worse when it excludes 0, n.s. otherwise):", "",
+                  "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+        for _, r in res.differences.iterrows():
+            cells = [r["metric"]]
+            for col in ["overall"] + [f"vs_{req}" for req in res.fr_used]:
+                est = r[f"{col}_diff"]
+                cells.append("n/a" if not np.isfinite(est) else
+                             f"{est:+.3f} [{r[f'{col}_lo']:+.3f}, {r[f'{col}_hi']:+.3f}] {r[f'{col}_verdict']}")
+            lines.append("| " + " | ".join(cells) + " |")
     if res.notes:
         lines += ["", "Notes:", ""] + [f"- {n}" for n in res.notes]
     return "\n".join(lines) + "\n"
@@ -700,6 +793,9 @@ def _write_opinion_free(res: OpinionFreeResult, out: Path, nr: list[NRMetric], p
                      ("distortion_srcc.csv", res.distortion_srcc), ("sr_scores.csv", res.sr_scores)):
         df.to_csv(out / name, index=False)
         files.append(out / name)
+    if res.differences is not None:
+        res.differences.to_csv(out / "differences.csv", index=False)
+        files.append(out / "differences.csv")
     (out / "table.md").write_text(res.markdown)
     files.append(out / "table.md")
     figs = _plots(res, out, nr) if plots else []
@@ -884,6 +980,9 @@ def add_eval_parser(subparsers: Any) -> argparse.ArgumentParser:
     of.add_argument("--fr-metrics", type=_csv, default=list(DEFAULT_FR_METRICS),
                     help="full-reference metrics for SR outputs (default lpips,dists)")
     of.add_argument("--no-plots", action="store_true", help="skip the figures")
+    of.add_argument("--reference", metavar="METRIC",
+                    help="compare every metric with this one (paired differences; default niqe when evaluated, "
+                         "none: no comparison)")
     p.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"output folder (default {DEFAULT_OUT}/)")
     p.add_argument("--device", default="auto", help="auto (default), cpu, cuda or cuda:N")
     p.add_argument("--n-boot", type=int, default=N_BOOT, help=f"bootstrap resamples (default {N_BOOT})")
@@ -916,7 +1015,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
                                 images_per_dataset=args.images_per_dataset, crop=args.crop or None,
                                 methods=args.methods, scales=args.scales, fr_metrics=args.fr_metrics, out=args.out,
                                 device=args.device, n_boot=args.n_boot, seed=args.seed, progress=progress,
-                                plots=not args.no_plots)
+                                plots=not args.no_plots, reference=args.reference)
     print(res.markdown)
     print(f"written to {args.out}/ (index.md, table.md, table.csv, per-image CSVs"
           f"{'' if args.no_plots else ', figures'})")

@@ -250,6 +250,40 @@ def test_sr_outputs_get_fr_scores_with_a_loud_substitution(opinion_free):
     assert t.loc["lapvar", "vs_lpips_srcc"] == pytest.approx(t.loc["blurriness", "vs_lpips_srcc"])
 
 
+def test_paired_differences_from_a_reference_metric(opinion_free):
+    from bench.iqa_eval import _differences, _paired_srcc_difference
+    from iqa.correlation import srcc
+
+    res, out, _ = opinion_free
+    assert res.reference is None and res.differences is None  # no niqe evaluated, none named
+    nr = [type("M", (), {"label": n, "higher_better": hb})() for n, hb in (("lapvar", True), ("blurriness", False),
+                                                                            ("constant", True))]
+    d = _differences(nr, "blurriness", res.distortion_srcc, res.sr_scores, res.fr_used, 200, 0).set_index("metric")
+    assert list(d.index) == ["lapvar", "constant"]
+    # the same rankings (one metric is a monotone transform of the other): zero difference, n.s.
+    assert d.loc["lapvar", "overall_diff"] == pytest.approx(0.0, abs=1e-12)
+    assert d.loc["lapvar", "overall_verdict"] == "n.s." and d.loc["constant", "overall_verdict"] == "n/a"
+    # (b) by hand: a metric equal to the FR score against one that is its reverse: +2, better
+    fr = np.arange(20.0)
+    est, lo, hi, n = _paired_srcc_difference(fr.copy(), -fr, fr, 200, 0)
+    assert (est, lo, hi, n) == (2.0, 2.0, 2.0, 20)
+    noisy = fr + np.random.default_rng(1).normal(0, 5, 20)
+    est, lo, hi, _ = _paired_srcc_difference(noisy, fr.copy(), fr, 500, 0)
+    assert est == pytest.approx(srcc(noisy, fr) - 1.0) and lo < est < hi < 0
+
+
+def test_reference_option_writes_the_difference_table(tmp_path):
+    res = evaluate_opinion_free([LapVar(), Blurriness()], datasets=["demo"], images_per_dataset=2, crop=32,
+                                scales=(2,), out=tmp_path, n_boot=50, progress=False, plots=False,
+                                log=lambda s: None, reference="blurriness")
+    assert res.reference == "blurriness" and list(res.differences["metric"]) == ["lapvar"]
+    assert "Difference from blurriness" in res.markdown and "| lapvar | +0.000 [" in res.markdown
+    assert (tmp_path / "differences.csv").is_file()
+    with pytest.raises(SrbenchError, match="reference metric 'niqe' is not among the evaluated metrics"):
+        evaluate_opinion_free([LapVar()], datasets=["demo"], images_per_dataset=1, crop=32, scales=(2,), out=None,
+                              n_boot=10, progress=False, plots=False, log=lambda s: None, reference="niqe")
+
+
 def test_report_files(opinion_free):
     res, out, _ = opinion_free
     for name in ("table.md", "table.csv", "index.md", "distortion_scores.csv", "distortion_srcc.csv", "sr_scores.csv"):

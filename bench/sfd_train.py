@@ -27,15 +27,19 @@ SFD-IQA scores with: real HR patches against fakes, no human opinion scores.
   weights as an uninterrupted one. ``train_log.jsonl`` gets a line every ``log_every`` steps.
 
 Presets: ``cpu`` (the default: 128-pixel patches, 4096 + 4096 paired pool patches, fakes from the
-interpolations and ``esrgan-thick``, cached features (about 6.5 GB of RAM for VGG16), 1500 steps:
-23 minutes measured on 2 shared cores: pools 2.3, feature caching 11, steps 10) and ``gpu`` (the backbone's native patch
-size, 16384 + 16384 paired patches, fakes also from ``realesrgan-x4plus``,
-``realesr-animevideov3-x4`` and ``craft-x4``, live features with augmentation, 20000 steps, AMP).
-The ``cpu`` preset is the recipe of the shipped checkpoint (which held Kodak24 out as its
-validation set). On that validation set, 1024 + 1024 unpaired patches and 600 steps gave SRCC
-0.764 against DISTS (0.784 with the preset), and adding the GAN methods' outputs as fakes gave
-0.725, so the CPU preset leaves them out; the ``gpu`` preset keeps them, as nobody has
-validated it without. A TOML file may set any field of
+interpolations and ``esrgan-thick``, cached features (about 6.5 GB of RAM for VGG16), 1500 steps;
+23 minutes measured on 2 shared cores: pools 2.3 min, feature caching 11 min, steps 10 min) and
+``gpu`` (the backbone's native patch size, 16384 + 16384 paired patches, fakes also from
+``realesrgan-x4plus``, ``realesr-animevideov3-x4`` and ``craft-x4``, live features with
+augmentation, 20000 steps, AMP).
+
+The ``cpu`` preset is the recipe of the shipped checkpoint, which set ``sets = ["t91", "bsds500"]``
+to hold Kodak24 out as its validation set (SR outputs of Kodak24's central 256-pixel crops, the opinion-free protocol of
+``srbench iqa eval``). On that set, SRCC of SFD-IQA against DISTS was 0.764 with the earlier
+recipe (1024 + 1024 unpaired patches, 600 steps) and 0.784 with this one. Adding the GAN
+networks' outputs to the earlier recipe's fakes lowered it to 0.725, so the CPU preset leaves
+them out. The ``gpu`` preset keeps them, because it has not been validated without them. A TOML
+file may set any field of
 `TrainConfig` and an ``[sfd]`` table with the fields of ``iqa.sfd.SFDConfig``.
 """
 

@@ -30,14 +30,15 @@ What is known of the paper, and what we chose where it is silent (every choice i
   every clearly-fake image and loses their order, which a ranking metric needs. Checked on a
   validation set that no candidate trained on (Kodak24 held out of training, the opinion-free
   protocol of ``srbench iqa eval``), never on a test set: log-odds fusion gave the higher SRCC
-  in each comparison made (two checkpoints; against DISTS 0.764 vs 0.724 and 0.725 vs 0.661).
+  in each comparison made (three checkpoints; against DISTS 0.764 vs 0.724, 0.725 vs 0.661 and,
+  for the shipped one, 0.784 vs 0.695).
   Checkpoints from before the option existed record no fusion and keep ``"prob"``.
   ``mode="featd"`` / ``"lpp"`` keeps one half (the ablations ``sfd-iqa-featd``/``sfd-iqa-lpp``).
 - **Images of any size** are scored on tiles of ``patch`` (the trainer records its training patch
   size there; 0 means the backbone's native size; ``tile=`` overrides it): ``iqa.base.tile_boxes``,
   ``ceil(H / patch) x ceil(W / patch)`` tiles evenly spaced from corner to corner; tile scores are
-  averaged (Feat-D: weighted by map area). An image smaller than a tile is scored whole (a CLIP ViT needs one 16-pixel
-  patch; VGG16 any size >= 32). Nothing is resized.
+  averaged (Feat-D: weighted by map area). An image smaller than a tile is scored whole (a CLIP
+  ViT needs one 16-pixel patch; VGG16 any size >= 32). Nothing is resized.
 
 The discriminators (``SFD``) are also what the SFD SR method trains its generator against:
 ``SFD.d_loss(real, fake)`` and ``SFD.g_loss(fake)`` are the two halves of that adversarial game.

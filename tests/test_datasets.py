@@ -27,6 +27,15 @@ def test_every_required_manifest_is_there_and_complete():
     assert D.get_manifest("coco").captions and D.get_manifest("celeba-hq").captions
 
 
+def test_kodak24_validation_set_is_the_training_folder(shared_data):
+    if not (shared_data / "train" / "kodak24").is_dir():
+        pytest.skip("no train/kodak24 under the shared data")
+    ds = D.Dataset("kodak24", shared_data)
+    items = ds.items(4)
+    assert len(items) == 24 and all(it.hr.parent == shared_data / "train" / "kodak24" for it in items)
+    assert ds.check() == []
+
+
 def test_datasets_folder_is_not_a_package_and_hf_datasets_imports():
     repo = Path(__file__).resolve().parents[1]
     assert not (repo / "datasets" / "__init__.py").exists()

@@ -983,6 +983,8 @@ def add_eval_parser(subparsers: Any) -> argparse.ArgumentParser:
     of.add_argument("--reference", metavar="METRIC",
                     help="compare every metric with this one (paired differences; default niqe when evaluated, "
                          "none: no comparison)")
+    p.add_argument("--sfd-checkpoint", type=Path, metavar="FILE",
+                   help="evaluate the SFD-IQA metrics with this checkpoint (from `srbench iqa train sfd`)")
     p.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"output folder (default {DEFAULT_OUT}/)")
     p.add_argument("--device", default="auto", help="auto (default), cpu, cuda or cuda:N")
     p.add_argument("--n-boot", type=int, default=N_BOOT, help=f"bootstrap resamples (default {N_BOOT})")
@@ -994,7 +996,15 @@ def add_eval_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 def cmd_eval(args: argparse.Namespace) -> int:
     """Run ``srbench iqa eval``; prints the table, writes the report; returns the exit status."""
-    metrics = [m for text in args.metrics for m in _csv(text)]
+    metrics: list[Any] = [m for text in args.metrics for m in _csv(text)]
+    if args.sfd_checkpoint:
+        import iqa
+        from iqa.sfd import is_sfd_metric
+
+        if not any(isinstance(m, str) and is_sfd_metric(m) for m in metrics):
+            raise SrbenchError("--sfd-checkpoint goes with an SFD-IQA metric (sfd-iqa-vgg16 or sfd-iqa)")
+        metrics = [(m, iqa.create_metric(m, checkpoint=args.sfd_checkpoint)) if is_sfd_metric(m) else m
+                   for m in metrics]
     progress = not getattr(args, "no_progress", False)
     if args.dataset:
         options: dict[str, Any] = {}

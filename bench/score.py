@@ -44,6 +44,7 @@ from typing import Any, Iterable, TextIO
 
 from iqa.base import tile_boxes
 from iqa.errors import SrbenchError
+from iqa.sfd import is_sfd_metric
 
 __all__ = ["COLUMNS", "DEFAULT_TILE", "MAX_PIXELS", "Scorer", "add_score_parser", "cmd_score", "collect_images",
            "resized_size", "tile_boxes"]
@@ -79,6 +80,9 @@ def _configure(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     p.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="image files or folders")
     p.add_argument("--metric", dest="metrics", action="append", required=True, metavar="NAME",
                    help="a no-reference metric (srbench list metrics); repeat for several")
+    p.add_argument("--sfd-checkpoint", type=Path, metavar="FILE",
+                   help="score the SFD-IQA metrics with this checkpoint (from `srbench iqa train sfd`) "
+                        "instead of the shipped or cached one")
     p.add_argument("--csv", type=Path, metavar="FILE",
                    help="also write the rows to this CSV file (written as they come)")
     p.add_argument("--device", default="auto", help="auto (default), cpu, cuda or cuda:N")
@@ -370,12 +374,14 @@ def _offline(args: argparse.Namespace) -> bool:
     return bool(getattr(args, "offline", False)) or os.environ.get("SRBENCH_OFFLINE", "") not in ("", "0")
 
 
-def _build_metric(name: str, device: Any, offline: bool) -> Any:
-    """Build metric ``name``; fetch its missing assets (public sources) once unless offline."""
+def _build_metric(name: str, device: Any, offline: bool, sfd_checkpoint: Path | None = None) -> Any:
+    """Build metric ``name``; fetch its missing assets (public sources) once unless offline.
+    ``sfd_checkpoint`` replaces the checkpoint of the SFD-IQA metrics."""
     import iqa
     from iqa.assets import build_with_assets
 
-    return build_with_assets(lambda: iqa.create_metric(name, device=device),
+    options = {"checkpoint": sfd_checkpoint} if sfd_checkpoint and is_sfd_metric(name) else {}
+    return build_with_assets(lambda: iqa.create_metric(name, device=device, **options),
                              tuple(iqa.METRICS.get(name).meta.get("assets", ())), fetch=not offline,
                              echo=lambda line: print(f"srbench score: {line}", file=sys.stderr), what=f"metric {name}")
 
@@ -444,7 +450,9 @@ def cmd_score(args: argparse.Namespace) -> int:
                            + (" (give --recursive to look in sub-folders)" if not args.recursive else ""))
     device = resolve_device(args.device)
     offline = _offline(args)
-    metrics = {name: _build_metric(name, device, offline) for name in names}
+    if args.sfd_checkpoint and not any(is_sfd_metric(n) for n in names):
+        raise SrbenchError("--sfd-checkpoint goes with an SFD-IQA metric (--metric sfd-iqa-vgg16 or sfd-iqa)")
+    metrics = {name: _build_metric(name, device, offline, args.sfd_checkpoint) for name in names}
 
     csv_file, writer = _open_csv(args.csv) if args.csv else (None, None)
 

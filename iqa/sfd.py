@@ -64,7 +64,7 @@ from .errors import SrbenchError
 from .protocols import DEFAULT_PROTOCOL, Protocol, get_protocol
 from .semantic import SemanticBackbone, build_backbone
 
-__all__ = ["FeatD", "PromptPair", "SFD", "SFDConfig", "SFDIQA", "load_sfd", "read_sfd", "register_assets", "save_sfd",
+__all__ = ["FeatD", "PromptPair", "SFD", "SFDConfig", "SFDIQA", "is_sfd_metric", "load_sfd", "read_sfd", "register_assets", "save_sfd",
            "sfd_iqa_clip", "sfd_iqa_vgg16", "tile_boxes"]
 
 SHIPPED_SHA256 = "30a0132c0df7e0d5cd11016fcc749b532e4520dfcc43adc18db7e5bb409c5521"  # iqa/data/sfd_iqa_vgg16.safetensors
@@ -319,6 +319,11 @@ class SFDIQA(Metric):
 
 
 # -- catalogue factories -----------------------------------------------------------------------------------
+
+def is_sfd_metric(name: str) -> bool:
+    """Whether catalogue name ``name`` is an SFD-IQA metric (they take ``checkpoint=``)."""
+    return name == "sfd-iqa" or name.startswith("sfd-iqa-")
+
 
 SHIPPED_VGG16 = Path(__file__).parent / "data" / "sfd_iqa_vgg16.safetensors"
 CLIP_CHECKPOINT = "sfd_iqa_clip_vit-b-16.safetensors"

@@ -210,3 +210,45 @@ def test_sub_command_for_the_cli(folder, tmp_path, capsys):
     assert "a.png" in out and "d.png" in out
     with pytest.raises(SrbenchError, match="no images found"):
         cmd_score(parser.parse_args(["score", str(tmp_path), "--metric", "toy-bright"]))
+
+
+def test_sfd_checkpoint_option_scores_with_a_trained_checkpoint(tmp_path, monkeypatch, capsys):
+    """`--sfd-checkpoint` in `srbench score` and `srbench iqa eval`: a checkpoint trained on VGG16
+    weights found in $SRBENCH_WEIGHTS (random ones here) scores as the metric object does."""
+    import torch
+
+    from iqa.semantic import build_backbone
+    from iqa.sfd import SFD, SFDIQA, SFDConfig, save_sfd
+    from iqa.weights import vgg16_features
+
+    torch.manual_seed(0)
+    weights = tmp_path / "weights"
+    weights.mkdir()
+    torch.save({f"features.{k}": v for k, v in vgg16_features().state_dict().items()},
+               weights / "vgg16-397923af.pth")
+    monkeypatch.setenv("SRBENCH_WEIGHTS", str(weights))
+    model = SFD(SFDConfig(feat_width=8, feat_layers=2, patch=32), build_backbone("vgg16"))
+    ckpt = save_sfd(model, tmp_path / "sfd.safetensors", {"steps": 0})
+    img = save(tmp_path / "imgs" / "a.png", photo(48, 40, 3))
+    rc, out, err = run([img, "--metric", "sfd-iqa-vgg16", "--sfd-checkpoint", ckpt, "--csv", tmp_path / "o.csv"],
+                       capsys)
+    assert rc == 0, err
+    row = read_csv(tmp_path / "o.csv")[0]
+    expect = float(SFDIQA(checkpoint=ckpt)(read_image(img)[None]))
+    assert row["status"] == "ok" and float(row["score"]) == pytest.approx(expect, abs=1e-5)
+    assert expect != pytest.approx(0.5, abs=1e-9)  # not a constant
+    rc, out, err = run([img, "--metric", "niqe", "--sfd-checkpoint", ckpt], capsys)
+    assert rc != 0 and "--sfd-checkpoint goes with an SFD-IQA metric" in err
+    # iqa eval takes the same option
+    from bench.iqa_eval import add_eval_parser, cmd_eval
+
+    parser = argparse.ArgumentParser()
+    add_eval_parser(parser.add_subparsers())
+    args = parser.parse_args(["eval", "sfd-iqa-vgg16", "--sfd-checkpoint", str(ckpt), "--datasets", "demo",
+                              "--images-per-dataset", "1", "--crop", "32", "--scales", "2", "--n-boot", "10",
+                              "--no-plots", "--no-progress", "--out", str(tmp_path / "eval"), "--reference", "none"])
+    assert cmd_eval(args) == 0
+    import pandas as pd
+
+    t = pd.read_csv(tmp_path / "eval" / "table.csv")
+    assert list(t["metric"]) == ["sfd-iqa-vgg16"]

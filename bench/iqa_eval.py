@@ -643,8 +643,7 @@ def _differences(nr: list[NRMetric], reference: str, dsrcc: "pd.DataFrame", srdf
 
     from .stats import paired_difference
 
-    per_image = {m: {k: v for k, v in g.groupby(["dataset", "image"])["srcc"].mean().items()}
-                 for m, g in dsrcc.groupby("metric")}
+    per_image = {m: g.groupby(["dataset", "image"])["srcc"].mean().to_dict() for m, g in dsrcc.groupby("metric")}
     hb = {m.label: m.higher_better for m in nr}
     rows = []
     for m in nr:
@@ -996,15 +995,14 @@ def add_eval_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 def cmd_eval(args: argparse.Namespace) -> int:
     """Run ``srbench iqa eval``; prints the table, writes the report; returns the exit status."""
-    metrics: list[Any] = [m for text in args.metrics for m in _csv(text)]
-    if args.sfd_checkpoint:
-        import iqa
-        from iqa.sfd import is_sfd_metric
+    from iqa.sfd import checkpoint_options
 
-        if not any(isinstance(m, str) and is_sfd_metric(m) for m in metrics):
-            raise SrbenchError("--sfd-checkpoint goes with an SFD-IQA metric (sfd-iqa-vgg16 or sfd-iqa)")
-        metrics = [(m, iqa.create_metric(m, checkpoint=args.sfd_checkpoint)) if is_sfd_metric(m) else m
-                   for m in metrics]
+    metrics: list[Any] = [m for text in args.metrics for m in _csv(text)]
+    options = checkpoint_options(metrics, args.sfd_checkpoint)
+    if options:
+        import iqa
+
+        metrics = [(m, iqa.create_metric(m, **options[m])) if m in options else m for m in metrics]
     progress = not getattr(args, "no_progress", False)
     if args.dataset:
         options: dict[str, Any] = {}

@@ -44,7 +44,7 @@ from typing import Any, Iterable, TextIO
 
 from iqa.base import tile_boxes
 from iqa.errors import SrbenchError
-from iqa.sfd import is_sfd_metric
+from iqa.sfd import checkpoint_options
 
 __all__ = ["COLUMNS", "DEFAULT_TILE", "MAX_PIXELS", "Scorer", "add_score_parser", "cmd_score", "collect_images",
            "resized_size", "tile_boxes"]
@@ -374,13 +374,12 @@ def _offline(args: argparse.Namespace) -> bool:
     return bool(getattr(args, "offline", False)) or os.environ.get("SRBENCH_OFFLINE", "") not in ("", "0")
 
 
-def _build_metric(name: str, device: Any, offline: bool, sfd_checkpoint: Path | None = None) -> Any:
-    """Build metric ``name``; fetch its missing assets (public sources) once unless offline.
-    ``sfd_checkpoint`` replaces the checkpoint of the SFD-IQA metrics."""
+def _build_metric(name: str, device: Any, offline: bool, options: dict[str, Any]) -> Any:
+    """Build metric ``name`` with ``options``; fetch its missing assets (public sources) once
+    unless offline."""
     import iqa
     from iqa.assets import build_with_assets
 
-    options = {"checkpoint": sfd_checkpoint} if sfd_checkpoint and is_sfd_metric(name) else {}
     return build_with_assets(lambda: iqa.create_metric(name, device=device, **options),
                              tuple(iqa.METRICS.get(name).meta.get("assets", ())), fetch=not offline,
                              echo=lambda line: print(f"srbench score: {line}", file=sys.stderr), what=f"metric {name}")
@@ -450,9 +449,8 @@ def cmd_score(args: argparse.Namespace) -> int:
                            + (" (give --recursive to look in sub-folders)" if not args.recursive else ""))
     device = resolve_device(args.device)
     offline = _offline(args)
-    if args.sfd_checkpoint and not any(is_sfd_metric(n) for n in names):
-        raise SrbenchError("--sfd-checkpoint goes with an SFD-IQA metric (--metric sfd-iqa-vgg16 or sfd-iqa)")
-    metrics = {name: _build_metric(name, device, offline, args.sfd_checkpoint) for name in names}
+    options = checkpoint_options(names, args.sfd_checkpoint)
+    metrics = {name: _build_metric(name, device, offline, options.get(name, {})) for name in names}
 
     csv_file, writer = _open_csv(args.csv) if args.csv else (None, None)
 

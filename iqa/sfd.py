@@ -64,7 +64,7 @@ from .errors import SrbenchError
 from .protocols import DEFAULT_PROTOCOL, Protocol, get_protocol
 from .semantic import SemanticBackbone, build_backbone
 
-__all__ = ["FeatD", "PromptPair", "SFD", "SFDConfig", "SFDIQA", "is_sfd_metric", "load_sfd", "read_sfd", "register_assets", "save_sfd",
+__all__ = ["FeatD", "PromptPair", "SFD", "SFDConfig", "SFDIQA", "checkpoint_options", "is_sfd_metric", "load_sfd", "read_sfd", "register_assets", "save_sfd",
            "sfd_iqa_clip", "sfd_iqa_vgg16", "tile_boxes"]
 
 SHIPPED_SHA256 = "30a0132c0df7e0d5cd11016fcc749b532e4520dfcc43adc18db7e5bb409c5521"  # iqa/data/sfd_iqa_vgg16.safetensors
@@ -269,8 +269,6 @@ class SFDIQA(Metric):
         super().__init__()
         if mode not in _MODES:
             raise SrbenchError(f"mode must be one of {', '.join(_MODES)}, got {mode!r}")
-        if fusion is not None and fusion not in _FUSIONS:
-            raise SrbenchError(f"fusion must be one of {', '.join(_FUSIONS)}, got {fusion!r}")
         if tile is not None and (not isinstance(tile, int) or tile < 16):
             raise SrbenchError(f"tile must be an int >= 16 (pixels), got {tile!r}")
         self.protocol = get_protocol(protocol)
@@ -287,7 +285,8 @@ class SFDIQA(Metric):
         self.tile = tile or self.sfd.patch
         self.fusion = fusion or self.sfd.config.fusion
         if self.fusion not in _FUSIONS:
-            raise SrbenchError(f"{checkpoint}: unknown fusion {self.fusion!r} in the checkpoint")
+            raise SrbenchError(f"fusion must be one of {', '.join(_FUSIONS)}, got {self.fusion!r}"
+                               + ("" if fusion else f" (recorded in {checkpoint})"))
         self.info = MetricInfo(name or self.info.name, "nr", True, (0.0, 1.0), self.info.description,
                                self.sfd.backbone.provenance().get("backbone"))
 
@@ -323,6 +322,18 @@ class SFDIQA(Metric):
 def is_sfd_metric(name: str) -> bool:
     """Whether catalogue name ``name`` is an SFD-IQA metric (they take ``checkpoint=``)."""
     return name == "sfd-iqa" or name.startswith("sfd-iqa-")
+
+
+def checkpoint_options(names: list[Any], checkpoint: str | os.PathLike[str] | None) -> dict[str, dict[str, Any]]:
+    """``{name: {"checkpoint": checkpoint}}`` for the SFD-IQA metrics among ``names`` (the
+    ``--sfd-checkpoint`` option of ``srbench score`` and ``srbench iqa eval``); ``{}`` without a
+    checkpoint; an error when a checkpoint is given but no SFD-IQA metric."""
+    if not checkpoint:
+        return {}
+    sfd = [n for n in names if isinstance(n, str) and is_sfd_metric(n)]
+    if not sfd:
+        raise SrbenchError("--sfd-checkpoint goes with an SFD-IQA metric (sfd-iqa-vgg16 or sfd-iqa)")
+    return {n: {"checkpoint": checkpoint} for n in sfd}
 
 
 SHIPPED_VGG16 = Path(__file__).parent / "data" / "sfd_iqa_vgg16.safetensors"

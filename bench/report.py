@@ -94,6 +94,16 @@ def _metric_meta(metric: str) -> tuple[bool | None, str | None]:
         return None, None
 
 
+def _perceptual(metric: str) -> bool:
+    """Whether ``metric`` is a perception axis for the perception-distortion plane: a no-reference
+    metric (either direction: NIQE, SFD-IQA) or a lower-is-better full-reference one (LPIPS, DISTS)."""
+    try:
+        info = iqa.metric_info(metric)
+    except SrbenchError:
+        return False
+    return info.kind == "nr" or not info.higher_better
+
+
 def _norm_backbone(name: str | None) -> str | None:
     """``clip:ViT-B-16/openai`` / ``ViT-B-16`` / ``vit-b-16`` -> ``vit-b-16``."""
     if not name:
@@ -537,7 +547,7 @@ def _figures(rep: Report, out: Path, echo) -> dict[str, list]:
     metrics = [lb.metric for lb in rep.leaderboards]
     jobs = [("Quality against scale", lambda m=m: plots.quality_vs_scale(scores, m, figs)) for m in metrics]
     jobs += [("Perception-distortion plane", lambda x=x: plots.perception_distortion(scores, figs, x=x, y="psnr"))
-             for x in metrics if x != "psnr" and _metric_meta(x)[0] is False]
+             for x in metrics if x != "psnr" and _perceptual(x)]
     jobs += [("Per-image distributions", lambda m=m: plots.distributions(scores, m, figs)) for m in metrics]
     for i, run in enumerate(rep.runs):
         part = scores[rep.scores["run"] == i]

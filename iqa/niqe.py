@@ -56,6 +56,9 @@ class NIQE(Metric):
             self.net = PyiqaNIQE(pretrained_model_path=str(mat)).eval()
 
     def score(self, x: torch.Tensor, ref: Any = None, *, scale: int, gray: bool = False) -> torch.Tensor:
+        from .nr_baselines import _check_size
+
+        _check_size("niqe", x, self.min_size)
         if self.protocol.quantize:
             x = (x.clamp(0, 1) * 255).round() / 255
         with torch.no_grad():

@@ -33,6 +33,10 @@ def test_niqe_scores_each_image(tmp_path):
     assert torch.allclose(scores[1:], m(x[1:]), atol=1e-6)  # one score per image, batch-independent
     noisy = (x + 0.1 * torch.randn(x.shape, generator=torch.Generator().manual_seed(0))).clamp(0, 1)
     assert not torch.allclose(m(noisy), scores)
+    # 96x96 is the smallest size pyiqa's NIQE scores (at 95 it fails inside pyiqa with a padding
+    # error); below it, our one-line error instead of that one
+    with pytest.raises(SrbenchError, match="95x96 pixels is too small for niqe"):
+        m(x[:, :, :, :95])
 
 
 def test_bad_parameter_file(tmp_path):

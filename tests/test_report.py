@@ -151,3 +151,9 @@ def test_report_and_compare_from_real_runs(tmp_path):
     assert set(added["change"]) == {"absent -> ok"} or set(added["old_status"]) == {"absent"}
     md = compare_markdown(cmp, old, new)
     assert "| demo | x2 | lanczos | absent |" in md
+
+
+def test_perception_axes_are_nr_metrics_and_lower_is_better_fr_metrics():
+    # the report draws PSNR against each of these (NR metrics in either direction)
+    assert [m for m in ("psnr", "ssim", "lpips", "dists", "niqe", "sfd-iqa-vgg16", "no-such-metric")
+            if R._perceptual(m)] == ["lpips", "dists", "niqe", "sfd-iqa-vgg16"]

@@ -395,9 +395,10 @@ def to_latex(lb: Leaderboard, ci: bool = True, label: str | None = None) -> str:
 # -- provenance ------------------------------------------------------------------------------------
 
 def weight_hashes(manifest: dict[str, Any]) -> dict[str, str]:
-    """``label -> sha256`` (family members as ``label/xN``) of the networks in a run."""
+    """``label -> sha256`` (family members as ``label/xN``) of the networks and of the metric
+    checkpoints (such as SFD-IQA's) in a run."""
     out = {}
-    for label, prov in (manifest.get("weights") or {}).items():
+    for label, prov in [*(manifest.get("weights") or {}).items(), *(manifest.get("metric_weights") or {}).items()]:
         if not isinstance(prov, dict):
             continue
         if prov.get("sha256"):

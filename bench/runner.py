@@ -68,6 +68,16 @@ def package_versions() -> dict[str, str]:
     return out
 
 
+def sha256_values(provenance: Any) -> list[str]:
+    """Every ``sha256`` value found in a provenance record (nested dicts and lists), sorted."""
+    if isinstance(provenance, dict):
+        own = [provenance["sha256"]] if isinstance(provenance.get("sha256"), str) else []
+        return sorted(own + [h for k, v in provenance.items() if k != "sha256" for h in sha256_values(v)])
+    if isinstance(provenance, (list, tuple)):
+        return sorted(h for v in provenance for h in sha256_values(v))
+    return []
+
+
 def git_sha() -> str | None:
     src = Path(__file__).resolve().parent.parent
     if not (src / ".git").exists():
@@ -146,6 +156,8 @@ class Runner:
         self.progress = progress
         self.results: list[CellResult] = []
         self._said_missing: set[str] = set()
+        self._method_hashes: dict[str, list[str]] = {}
+        self._metric_hashes: list[str] = []
 
     # -- set-up -----------------------------------------------------------------------------------
     def _with_assets(self, what: str, assets: tuple[str, ...], build: Callable[[], Any]) -> Any:
@@ -190,7 +202,8 @@ class Runner:
                 self.echo(f"!! method {m.label} cannot run: {e}")
         return methods, unavailable
 
-    def _write_manifest(self, dev: torch.device, methods: dict[str, Any], started: str) -> dict[str, Any]:
+    def _write_manifest(self, dev: torch.device, methods: dict[str, Any], metrics: dict[str, Any],
+                        started: str) -> dict[str, Any]:
         old = load_manifest(self.out)
         manifest = {
             "srbench_run": 1,
@@ -201,6 +214,7 @@ class Runner:
             "device": device_name(dev),
             "seeds": {"run_seed": self.spec.seed, "rule": "sha256(run_seed, image_id, degradation)[:8] >> 1"},
             "weights": {label: m.provenance() for label, m in methods.items()},
+            "metric_weights": {name: p for name, m in metrics.items() if (p := m.provenance())},
             "created": old.get("created", started),
             "sessions": old.get("sessions", []) + [{"started": started, "pid": os.getpid(), "argv": sys.argv}],
         }
@@ -217,7 +231,11 @@ class Runner:
             datasets = [Dataset(name, self.spec.data_root) for name in self.spec.datasets]  # unknown names fail here
             metrics, bad_metrics = self._build_metrics(dev)
             methods, bad_methods = self._build_methods(dev)
-            manifest = self._write_manifest(dev, methods, started)
+            manifest = self._write_manifest(dev, methods, metrics, started)
+            # a finished cell is reused only with the same weights: a changed network or metric
+            # checkpoint (same name, other file) reruns the cells it touches
+            self._metric_hashes = sha256_values(manifest["metric_weights"])
+            self._method_hashes = {label: sha256_values(p) for label, p in manifest["weights"].items()}
             for ds in datasets:
                 for scale in self.spec.scales:
                     self._run_scale(ds, scale, dev, metrics, bad_metrics, methods, bad_methods)
@@ -228,9 +246,11 @@ class Runner:
         return self.results
 
     def _fingerprint(self, ds: str, deg: Degradation, m: MethodSpec) -> str:
+        weights = self._method_hashes.get(m.label, []) + self._metric_hashes
         payload = {"dataset": ds, "degradation": deg.key, "method": [m.name, m.options], "metrics": self.spec.metrics,
                    "protocol": self.protocol.name, "seed": self.spec.seed, "save_sr": self.spec.save_sr,
-                   **({"limit": self.spec.limit} if self.spec.limit is not None else {})}
+                   **({"limit": self.spec.limit} if self.spec.limit is not None else {}),
+                   **({"weights": weights} if weights else {})}
         return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
     def _run_scale(self, ds: Dataset, scale: int, dev, metrics, bad_metrics, methods, bad_methods) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -82,6 +83,11 @@ class Metric(torch.nn.Module):
 
     def score(self, x: torch.Tensor, ref: torch.Tensor | None, *, scale: int, gray: bool = False) -> torch.Tensor:
         raise NotImplementedError
+
+    def provenance(self) -> dict[str, Any]:
+        """What a run records about this metric's trained parameters (a ``sha256`` where they come
+        from a file that can change, such as an SFD-IQA checkpoint); ``{}`` when nothing to record."""
+        return {}
 
 
 def tile_boxes(height: int, width: int, tile: int) -> list[tuple[int, int, int, int]]:

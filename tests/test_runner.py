@@ -5,6 +5,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from PIL import Image
@@ -59,6 +60,25 @@ def test_changed_request_recomputes_only_that_cell(tmp_path):
     lines = quiet(tmp_path / "r", spec(metrics=("psnr",)))
     assert not any("(cached)" in line for line in lines)
     assert set(load_scores(tmp_path / "r")["metric"]) == {"psnr"}
+
+
+def test_changed_weights_under_the_same_name_recompute_the_cell(tmp_path):
+    from bench.runner import sha256_values
+
+    ckpt = tiny_spandrel_checkpoint(tmp_path / "tiny_x4.pth", seed=0)
+    s = spec(methods=(MethodSpec("bicubic", "bicubic"), MethodSpec(f"spandrel:{ckpt}", "tiny")), metrics=("psnr",))
+    quiet(tmp_path / "r", s)
+    before = values(tmp_path / "r")
+    tiny_spandrel_checkpoint(ckpt, seed=1)  # other weights, same file name and spec
+    lines = quiet(tmp_path / "r", s)
+    assert [("(cached)" in line) for line in lines] == [True, False]  # bicubic reused, tiny rerun
+    after = values(tmp_path / "r")
+    assert after[after.method == "bicubic"].equals(before[before.method == "bicubic"])
+    assert not np.allclose(after[after.method == "tiny"]["value"], before[before.method == "tiny"]["value"])
+    manifest = __import__("json").loads((tmp_path / "r" / "manifest.json").read_text())
+    assert sha256_values(manifest["weights"]["tiny"]) == [__import__("iqa.assets").assets.sha256_file(ckpt)]
+    assert manifest["metric_weights"] == {}  # psnr has no trained parameters
+    assert sha256_values({"sha256": "b", "members": {"x2": {"sha256": "a"}}, "x": [{"sha256": "c"}, 3]}) == ["a", "b", "c"]
 
 
 def test_second_run_on_active_folder_refuses(tmp_path):

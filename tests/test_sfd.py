@@ -80,16 +80,21 @@ def test_discriminators_learn_real_versus_fake_and_pass_gradients(which, clip_bb
     real = torch.stack([torch.from_numpy(photo(32, 32, s)).permute(2, 0, 1).float() / 255 for s in range(8)])
     fake = (real + 0.3 * torch.randn_like(real)).clamp(0, 1)
     opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=1e-2)
-    first = float(model.d_loss(real, fake)["total"])
+    first = {k: float(v) for k, v in model.d_loss(real, fake).items()}
     with torch.no_grad():  # the backbone is frozen: train the heads on its outputs, as training does
-        fr, er = bb(real, model.levels)
-        ff, ef = bb(fake, model.levels)
+        fr, er = model.features(real)
+        ff, ef = model.features(fake)
     for _ in range(100):
         loss = SFD.losses(model.heads(fr, er), model.heads(ff, ef))["total"]
         opt.zero_grad()
         loss.backward()
         opt.step()
-    assert float(model.d_loss(real, fake)["total"]) < 0.5 * first
+    last = {k: float(v) for k, v in model.d_loss(real, fake).items()}
+    assert last["featd"] < 0.5 * first["featd"]
+    if which == "clip":
+        assert last["lpp"] < first["lpp"] - 0.2
+    else:  # random VGG16 weights give every image nearly the same relu5_3 direction: no anchor pair separates
+        assert last["lpp"] <= first["lpp"] + 1e-3  # them (the real weights do: the shipped checkpoint's record)
     assert not any(p.requires_grad for p in bb.parameters())  # the backbone stays frozen
     x = fake[:2].clone().requires_grad_(True)
     model.g_loss(x).backward()
@@ -109,6 +114,9 @@ def test_checkpoint_round_trip_and_metric(clip_bb, tmp_path):
         assert torch.equal(a, b)
     assert meta["config"]["backbone"] == "clip:srbench-tiny-clip"
     metric = SFDIQA(checkpoint=path, name="sfd-test", backbone=clip_bb)
+    from iqa.assets import sha256_file
+
+    assert metric.provenance()["sha256"] == sha256_file(path)  # runs record it; a new file reruns their cells
     m, lg = model(x)
     both = float(metric(x))
     assert both == pytest.approx(0.5 * float(torch.sigmoid(m).mean()) + 0.5 * float(torch.sigmoid(lg)), abs=1e-6)
@@ -152,6 +160,38 @@ def test_checkpoint_round_trip_and_metric(clip_bb, tmp_path):
         read_sfd(bad)
     with pytest.raises(SrbenchError, match="mode must be one of"):
         SFDIQA(checkpoint=path, mode="half", backbone=clip_bb)
+
+
+def test_lpp_embedding_mean_and_std_for_image_only_backbones(vgg_bb, clip_bb, tmp_path):
+    torch.manual_seed(2)
+    model = SFD(SFDConfig(feat_width=8, feat_layers=2), vgg_bb)
+    assert model.config.embedding == "meanstd"  # "auto" without a text encoder
+    assert SFD(SFDConfig(n_ctx=2, feat_width=8, feat_layers=2), clip_bb).config.embedding == "native"
+    x = torch.stack([torch.from_numpy(photo(64, 48, s)).permute(2, 0, 1).float() / 255 for s in range(3)])
+    feats, emb = model.features(x)
+    top = vgg_bb(x, ("relu5_3",))[0]["relu5_3"]  # 4x3 positions, 512 channels
+    n = top.shape[-2] * top.shape[-1]
+    mean = top.sum(dim=(2, 3)) / n
+    std = (((top - mean[..., None, None]) ** 2).sum(dim=(2, 3)) / n).sqrt()  # population std over positions
+    assert set(feats) == set(model.levels) and emb.shape == (3, 1024) and model.lpp.anchors.shape == (2, 1024)
+    assert torch.allclose(emb, torch.cat([mean, std], 1), atol=1e-5)
+    assert torch.equal(SFD(SFDConfig(feat_width=8, feat_layers=2, embedding="native"), vgg_bb).features(x)[1],
+                       vgg_bb(x, model.levels)[1])
+    # the choice is recorded; a checkpoint that records none used the backbone's own feature
+    path = save_sfd(model, tmp_path / "v.safetensors")
+    tensors, meta = read_sfd(path)
+    assert meta["config"]["embedding"] == "meanstd" and load_sfd(path, backbone=vgg_bb)[0].lpp.anchors.shape[1] == 1024
+    from iqa.assets import write_safetensors
+
+    native = SFD(SFDConfig(feat_width=8, feat_layers=2, embedding="native"), vgg_bb)
+    cfg = {k: v for k, v in json.loads(json.dumps(native.config.__dict__)).items() if k != "embedding"}
+    old = write_safetensors(native.trainable_state(), {"format": "srbench-sfd-1", "config": json.dumps(cfg),
+                                                       "backbone": "{}", "training": "{}"}, tmp_path / "old.safetensors")
+    assert load_sfd(old, backbone=vgg_bb)[0].config.embedding == "native"
+    with pytest.raises(SrbenchError, match="for image-only backbones"):
+        SFD(SFDConfig(n_ctx=2, embedding="meanstd"), clip_bb)
+    with pytest.raises(SrbenchError, match="embedding must be one of auto, native, meanstd"):
+        SFD(SFDConfig(embedding="max"), vgg_bb)
 
 
 def _train_folder(root, n=6):
@@ -233,11 +273,12 @@ def test_shipped_vgg16_checkpoint_and_catalogue(tmp_path, shared_data):
     from iqa.sfd import SHIPPED_SHA256, SHIPPED_VGG16
 
     assert sha256_file(SHIPPED_VGG16) == SHIPPED_SHA256 and SHIPPED_VGG16.stat().st_size < 2_000_000
-    _, meta = read_sfd(SHIPPED_VGG16)
+    tensors, meta = read_sfd(SHIPPED_VGG16)
     rec = meta["training"]
     assert meta["config"]["backbone"] == "vgg16" and meta["backbone"]["sha256"]
-    # scored as trained: 128-pixel tiles, log-odds fusion
+    # scored as trained: 128-pixel tiles, log-odds fusion; anchors on the mean + std of relu5_3
     assert meta["config"]["patch"] == rec["patch"] == 128 and meta["config"]["fusion"] == "logit"
+    assert meta["config"]["embedding"] == "meanstd" and tensors["lpp.anchors"].shape == (2, 1024)
     # T91 + BSDS500; Kodak24 was held out as the validation set
     assert rec["n_images"] == len(rec["images"]) == 490 and rec["train_sets"] == ["t91", "bsds500"]
     assert {p.split("/")[1] for p, _ in rec["images"]} == {"t91", "bsds500"}

@@ -386,8 +386,8 @@ def register_assets() -> None:
     if "sfd-iqa-vgg16" not in ASSETS.names():
         ASSETS.register(Asset("sfd-iqa-vgg16", SHIPPED_VGG16.name, SHIPPED_SHA256, "MIT",
                               (Source("local", str(SHIPPED_VGG16)),),
-                              description="SFD-IQA discriminators on VGG16, trained by srbench on T91/BSDS500/Kodak24 "
-                                          "(shipped in the package)"))
+                              description="SFD-IQA discriminators on VGG16, trained by srbench on T91 + BSDS500 "
+                                          "(Kodak24 held out for validation; shipped in the package)"))
 
 
 def sfd_iqa_vgg16(*, protocol=DEFAULT_PROTOCOL, checkpoint=None, backbone_weights=None, mode: str = "both",

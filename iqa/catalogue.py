@@ -37,6 +37,10 @@ METRICS.register("sfd-iqa-vgg16-featd", "iqa.sfd:sfd_iqa_vgg16", kind="nr", high
 METRICS.register("sfd-iqa-vgg16-lpp", "iqa.sfd:sfd_iqa_vgg16", kind="nr", higher_better=True, range=(0.0, 1.0),
                  backbone="vgg16", assets=("vgg16",), defaults={"mode": "lpp", "name": "sfd-iqa-vgg16-lpp"},
                  description="SFD-IQA ablation: the anchor-pair (LPP) half alone (VGG16)")
+METRICS.register("sfd-iqa-vgg16-logit", "iqa.sfd:sfd_iqa_vgg16", kind="nr", higher_better=True,
+                 range=(float("-inf"), float("inf")), backbone="vgg16", assets=("vgg16",),
+                 defaults={"logodds": True, "name": "sfd-iqa-vgg16-logit"},
+                 description="SFD-IQA as log-odds (the same order, unbounded; readable where the score saturates)")
 METRICS.register("sfd-iqa", "iqa.sfd:sfd_iqa_clip", kind="nr", higher_better=True, range=(0.0, 1.0),
                  backbone="ViT-B-16", description=_SFD_DESC + " on CLIP ViT-B/16 (needs a trained checkpoint)")
 

@@ -35,7 +35,10 @@ What is known of the paper, and what we chose where it is silent (every choice i
     evidence (log-odds) is averaged and squashed once;
   - ``"prob"``: ``score = w * mean(sigmoid(Feat-D map)) + (1 - w) * sigmoid(LPP logit)``.
 
-  Both lie in [0, 1], higher is better (more like real HR images). Why log-odds: a confident
+  Both lie in [0, 1], higher is better (more like real HR images). With ``logodds=True``
+  (catalogue ``sfd-iqa-vgg16-logit``; log-odds fusion only) the metric returns the mixed log-odds
+  itself, unbounded, same order: clearly-fake images (x8/x16 interpolations) all score about
+  0.0000 as probabilities but keep readable, different values as log-odds. Why log-odds: a confident
   discriminator saturates its sigmoid, so averaging probabilities gives nearly the same score to
   every clearly-fake image and loses their order, which a ranking metric needs. Checked on a
   validation set that no candidate trained on (Kodak24 held out of training, the opinion-free
@@ -297,7 +300,8 @@ class SFDIQA(Metric):
     def __init__(self, protocol: str | Protocol = DEFAULT_PROTOCOL, *, checkpoint: str | os.PathLike[str] | None = None,
                  asset: str | None = None, backbone_weights: str | os.PathLike[str] | None = None,
                  backbone: SemanticBackbone | None = None, mode: str = "both", batch_size: int = 16,
-                 name: str | None = None, tile: int | None = None, fusion: str | None = None):
+                 name: str | None = None, tile: int | None = None, fusion: str | None = None,
+                 logodds: bool = False):
         super().__init__()
         if mode not in _MODES:
             raise SrbenchError(f"mode must be one of {', '.join(_MODES)}, got {mode!r}")
@@ -322,7 +326,13 @@ class SFDIQA(Metric):
         if self.fusion not in _FUSIONS:
             raise SrbenchError(f"fusion must be one of {', '.join(_FUSIONS)}, got {self.fusion!r}"
                                + ("" if fusion else f" (recorded in {checkpoint})"))
-        self.info = MetricInfo(name or self.info.name, "nr", True, (0.0, 1.0), self.info.description,
+        # log-odds output: the mixed evidence before the final sigmoid, which keeps clearly-fake
+        # images apart in a table where their scores all round to 0.0000
+        self.logodds = bool(logodds)
+        if self.logodds and self.fusion != "logit":
+            raise SrbenchError("logodds=True needs fusion='logit' (the probability mix has no single log-odds)")
+        self.info = MetricInfo(name or self.info.name, "nr", True,
+                               (-math.inf, math.inf) if self.logodds else (0.0, 1.0), self.info.description,
                                self.sfd.backbone.provenance().get("backbone"))
 
     def provenance(self) -> dict[str, Any]:
@@ -352,7 +362,10 @@ class SFDIQA(Metric):
                 featd = fsum / farea if farea else 0.0
                 lpp = lsum / len(boxes)
                 mix = self.w * featd + (1 - self.w) * lpp
-                out.append(mix if self.fusion == "prob" else float(torch.sigmoid(torch.tensor(mix, dtype=torch.float64))))
+                if self.fusion == "prob" or self.logodds:
+                    out.append(mix)
+                else:
+                    out.append(float(torch.sigmoid(torch.tensor(mix, dtype=torch.float64))))
         return torch.tensor(out, dtype=torch.float64, device=x.device)
 
 
@@ -392,7 +405,7 @@ def register_assets() -> None:
 
 def sfd_iqa_vgg16(*, protocol=DEFAULT_PROTOCOL, checkpoint=None, backbone_weights=None, mode: str = "both",
                   batch_size: int = 16, name: str = "sfd-iqa-vgg16", tile: int | None = None,
-                  fusion: str | None = None) -> SFDIQA:
+                  fusion: str | None = None, logodds: bool = False) -> SFDIQA:
     """The shipped VGG16 SFD-IQA (needs the ``vgg16`` backbone asset); ``checkpoint`` overrides it."""
     from .assets import sha256_file
 
@@ -402,12 +415,12 @@ def sfd_iqa_vgg16(*, protocol=DEFAULT_PROTOCOL, checkpoint=None, backbone_weight
             raise SrbenchError(f"the shipped SFD-IQA checkpoint {checkpoint} is missing or modified "
                                f"(expected sha256 {SHIPPED_SHA256}); reinstall srbench")
     return SFDIQA(protocol, checkpoint=checkpoint, backbone_weights=backbone_weights, mode=mode,
-                  batch_size=batch_size, name=name, tile=tile, fusion=fusion)
+                  batch_size=batch_size, name=name, tile=tile, fusion=fusion, logodds=logodds)
 
 
 def sfd_iqa_clip(*, protocol=DEFAULT_PROTOCOL, checkpoint=None, backbone_weights=None, mode: str = "both",
                  batch_size: int = 16, name: str = "sfd-iqa", tile: int | None = None,
-                 fusion: str | None = None) -> SFDIQA:
+                 fusion: str | None = None, logodds: bool = False) -> SFDIQA:
     """SFD-IQA on CLIP ViT-B/16: ``checkpoint=PATH``, or ``<cache>/assets/sfd_iqa_clip_vit-b-16.safetensors``."""
     from .assets import ASSETS
     from .errors import MissingAssetError
@@ -420,4 +433,4 @@ def sfd_iqa_clip(*, protocol=DEFAULT_PROTOCOL, checkpoint=None, backbone_weights
                 f"weights are (`srbench iqa train sfd --backbone clip:ViT-B-16/openai --out DIR`) and copy "
                 f"DIR/sfd.safetensors there, or pass checkpoint=PATH; `sfd-iqa-vgg16` works out of the box")
     return SFDIQA(protocol, checkpoint=checkpoint, backbone_weights=backbone_weights, mode=mode,
-                  batch_size=batch_size, name=name, tile=tile, fusion=fusion)
+                  batch_size=batch_size, name=name, tile=tile, fusion=fusion, logodds=logodds)

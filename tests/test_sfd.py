@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 import numpy as np
 import pytest
@@ -138,6 +139,12 @@ def test_checkpoint_round_trip_and_metric(clip_bb, tmp_path):
     assert SFDConfig().fusion == "logit" and metric.fusion == "prob"  # the checkpoint's own choice
     logit = SFDIQA(checkpoint=path, backbone=clip_bb, fusion="logit")
     assert float(logit(x)) == pytest.approx(float(torch.sigmoid(0.5 * m.mean() + 0.5 * lg)), abs=1e-6)
+    # logodds=True: the mixed log-odds itself (unbounded; its sigmoid is the score)
+    odds = SFDIQA(checkpoint=path, backbone=clip_bb, fusion="logit", logodds=True)
+    assert float(odds(x)) == pytest.approx(float(0.5 * m.mean() + 0.5 * lg), abs=1e-5)
+    assert odds.info.range == (-math.inf, math.inf) and odds.info.higher_better
+    with pytest.raises(SrbenchError, match="logodds=True needs fusion='logit'"):
+        SFDIQA(checkpoint=path, backbone=clip_bb, fusion="prob", logodds=True)
     bigm = torch.cat([model(t)[0].flatten() for t in tiles])
     bigl = torch.stack([model(t)[1][0] for t in tiles])
     assert float(SFDIQA(checkpoint=path, backbone=clip_bb, fusion="logit")(big)) == pytest.approx(
@@ -300,5 +307,6 @@ def test_shipped_vgg16_checkpoint_and_catalogue(tmp_path, shared_data):
     with pytest.raises(SrbenchError, match="was trained on vgg16 weights with sha256"):
         iqa.create_metric("sfd-iqa-vgg16-lpp", backbone_weights=other)
     assert iqa.metric_info("sfd-iqa-vgg16-featd").higher_better
+    assert iqa.metric_info("sfd-iqa-vgg16-logit").range == (-math.inf, math.inf)
     with pytest.raises(MissingAssetError, match="srbench iqa train sfd --backbone clip:ViT-B-16/openai"):
         iqa.create_metric("sfd-iqa")

@@ -35,10 +35,7 @@ What is known of the paper, and what we chose where it is silent (every choice i
     evidence (log-odds) is averaged and squashed once;
   - ``"prob"``: ``score = w * mean(sigmoid(Feat-D map)) + (1 - w) * sigmoid(LPP logit)``.
 
-  Both lie in [0, 1], higher is better (more like real HR images). With ``logodds=True``
-  (catalogue ``sfd-iqa-vgg16-logit``; log-odds fusion only) the metric returns the mixed log-odds
-  itself, unbounded, same order: clearly-fake images (x8/x16 interpolations) all score about
-  0.0000 as probabilities but keep readable, different values as log-odds. Why log-odds: a confident
+  Both lie in [0, 1], higher is better (more like real HR images). Why log-odds: a confident
   discriminator saturates its sigmoid, so averaging probabilities gives nearly the same score to
   every clearly-fake image and loses their order, which a ranking metric needs. Checked on a
   validation set that no candidate trained on (Kodak24 held out of training, the opinion-free
@@ -46,6 +43,9 @@ What is known of the paper, and what we chose where it is silent (every choice i
   in each comparison made (three checkpoints; against DISTS 0.764 vs 0.724, 0.725 vs 0.661 and,
   for the shipped one, 0.784 vs 0.695).
   Checkpoints from before the option existed record no fusion and keep ``"prob"``.
+  With ``logodds=True`` (catalogue ``sfd-iqa-vgg16-logit``; log-odds fusion only) the metric
+  returns the mixed log-odds itself, unbounded, same order: clearly-fake images (x8/x16
+  interpolations) all score about 0.0000 as probabilities but keep readable, different values.
   ``mode="featd"`` / ``"lpp"`` keeps one half (the ablations ``sfd-iqa-featd``/``sfd-iqa-lpp``).
 - **Images of any size** are scored on tiles of ``patch`` (the trainer records its training patch
   size there; 0 means the backbone's native size; ``tile=`` overrides it): ``iqa.base.tile_boxes``,
@@ -186,8 +186,11 @@ class SFD(nn.Module):
         self.backbone = backbone
         self.levels = tuple(config.levels) or backbone.default_levels
         self.top = backbone.levels[-1]  # the level "meanstd" pools
-        self.featd = FeatD(backbone.channels(self.levels), config.feat_width, config.feat_layers)
-        dim = 2 * backbone.channels((self.top,))[self.top] if embedding == "meanstd" else None
+        # the backbone levels one forward pass must return: Feat-D's, and the pooled one for "meanstd"
+        self._fetch = self.levels if embedding == "native" else tuple(dict.fromkeys((*self.levels, self.top)))
+        channels = backbone.channels(self._fetch)  # one probe pass for both heads
+        self.featd = FeatD({lv: channels[lv] for lv in self.levels}, config.feat_width, config.feat_layers)
+        dim = 2 * channels[self.top] if embedding == "meanstd" else None
         self.lpp = PromptPair(backbone, config.n_ctx, config.positive, config.negative, embed_dim=dim)
         self.patch = config.patch or backbone.native_size
 
@@ -195,7 +198,7 @@ class SFD(nn.Module):
         """``(Feat-D's feature maps, the LPP's image feature)`` of images ``x`` in [0, 1]."""
         if self.config.embedding == "native":
             return self.backbone(x, self.levels)
-        feats, _ = self.backbone(x, tuple(dict.fromkeys((*self.levels, self.top))))
+        feats, _ = self.backbone(x, self._fetch)
         top = (feats[self.top] if self.top in self.levels else feats.pop(self.top)).float()
         return feats, torch.cat([top.mean(dim=(2, 3)), top.std(dim=(2, 3), correction=0)], dim=1)
 

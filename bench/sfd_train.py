@@ -20,24 +20,36 @@ SFD-IQA scores with: real HR patches against fakes, no human opinion scores.
   resumed run sees the same data. With ``cache_features`` (the CPU preset) the frozen backbone runs
   once per pool patch and the heads train on the cached features (fast on a CPU); otherwise each
   batch runs the backbone, with random flips and 90-degree rotations.
-- Loss: binary cross-entropy, real -> 1 and fake -> 0, for the Feat-D map and the prompt-pair logit.
-  Adam. 10 % of each pool is held out and the accuracy on it is logged.
+- Loss: binary cross-entropy, real -> 1 and fake -> 0, for the Feat-D map and the prompt-pair logit,
+  plus ``rank_weight`` x a ranking term (``iqa.sfd.SFD.losses``): among the SR fakes of a batch, the
+  one made at the smaller scale should get the higher logit, from both heads. The scale is a known
+  degradation level, so the term is as opinion-free as the labels; it teaches the heads that an
+  x16 output is worse than an x4 one, which real/fake labels alone never say (synthetic
+  degradations are not ranked: their levels do not compare with scales). Adam. 10 % of each pool
+  is held out and the accuracy on it is logged.
+- AMP (``amp``, CUDA only) runs the live backbone under bfloat16 autocast where the GPU has it
+  (float16 with a gradient scaler elsewhere); the losses stay in float32.
 - Reproducible: one seed fixes the pools, the initialisation and every batch (batch ``k`` draws
   from a generator seeded with ``(seed, k)``), so a run resumed from ``state.pt`` ends with the same
   weights as an uninterrupted one. ``train_log.jsonl`` gets a line every ``log_every`` steps.
 
 Presets: ``cpu`` (the default: 128-pixel patches, 4096 + 4096 paired pool patches, fakes from the
 interpolations and ``esrgan-thick``, cached features (about 6.5 GB of RAM for VGG16), 1500 steps;
-21 minutes measured on 2 cores: pools 2.2 min, feature caching 11 min, steps 8 min) and
+21 minutes measured on 2 cores: pools 2.4 min, feature caching 10.5 min, steps 7.3 min) and
 ``gpu`` (the backbone's native patch size, 16384 + 16384 paired patches, fakes also from
 ``realesrgan-x4plus``, ``realesr-animevideov3-x4`` and ``craft-x4``, live features with
-augmentation, 20000 steps, AMP).
+augmentation, 20000 steps, AMP). Measured on one H100 (torch 2.11, CUDA 13, 16 CPU cores) with
+VGG16 on T91 + BSDS500, ``esrgan-thick`` and ``realesrgan-x4plus`` missing (their weights were not
+on that machine; skipped loudly): pools 151 s (networks run on the training device), 20000 steps in 658 s
+(33 ms a step with the held-out check every 100 steps), about 13.5 minutes in all; one step of
+batch 64 at 224 px took 25.4 ms in float32 and 21.8 ms under bfloat16 autocast (median of 30).
 
 The ``cpu`` preset is the recipe of the shipped checkpoint, which set ``sets = ["t91", "bsds500"]``
 to hold Kodak24 out as its validation set (SR outputs of Kodak24's central 256-pixel crops, the opinion-free protocol of
 ``srbench iqa eval``). On that set, SRCC of SFD-IQA against DISTS was 0.764 with the earlier
 recipe (1024 + 1024 unpaired patches, 600 steps), 0.784 with this one and 0.806 with this one and
-the anchor pair on the mean and std of ``relu5_3`` (``iqa.sfd``'s ``embedding``, now the default). Adding the GAN
+the anchor pair on the mean and std of ``relu5_3`` (``iqa.sfd``'s ``embedding``, now the default),
+and 0.911 with the ranking term added (``rank_weight`` = 1; the figures are in ``iqa.sfd``). Adding the GAN
 networks' outputs to the earlier recipe's fakes lowered it to 0.725, so the CPU preset leaves
 them out. The ``gpu`` preset keeps them, because it has not been validated without them. A TOML
 file may set any field of
@@ -61,7 +73,7 @@ import torch
 from iqa.errors import SrbenchError
 from iqa.sfd import SFD, SFDConfig, save_sfd
 
-__all__ = ["PRESETS", "TrainConfig", "load_config", "train_sfd", "training_images"]
+__all__ = ["PRESETS", "TrainConfig", "fake_severity", "load_config", "train_sfd", "training_images"]
 
 TRAIN_SETS = ("t91", "bsds500", "kodak24")
 TEST_SETS = ("set5", "set14", "bsd100", "urban100", "manga109", "celeba_hq", "acdc")
@@ -82,6 +94,7 @@ class TrainConfig:
     degradations: tuple[str, ...] = ("blur", "noise", "jpeg", "resize")
     fake_sr_share: float = 0.5
     pair_fakes: bool = True  # fake i is made from the same crop as real i (same content in both pools)
+    rank_weight: float = 1.0  # weight of the ranking term across SR scales (0 = real/fake labels only)
     cache_features: bool = True
     amp: bool = False
     holdout: float = 0.1
@@ -254,12 +267,17 @@ def build_pools(cfg: TrainConfig, images: list[tuple[Path, str]], patch: int, ec
             return a[t:t + size, l:l + size]
         src = [a for a in big if min(a.shape[:2]) >= size]
         return _crop(rng, src[int(rng.integers(len(src)))], size) if src else None
-    methods = {}
+    from sr_methods.interpolation import InterpolationMethod
+
+    methods, dev = {}, _device(cfg.device)
     for name in cfg.methods:
         try:
-            methods[name] = sr_methods.create_method(name)
+            m = sr_methods.create_method(name)
         except SrbenchError as e:
             echo(f"!! fake method {name} skipped: {e}")
+            continue
+        # networks run on the training device; interpolations stay on the CPU (MATLAB's uint8 path)
+        methods[name] = m if isinstance(m, InterpolationMethod) else m.to(dev)
     plan = []  # (kind, crop): SR jobs are run afterwards, grouped by method and scale
     for i in range(cfg.n_fake):
         job = None
@@ -297,6 +315,13 @@ def build_pools(cfg: TrainConfig, images: list[tuple[Path, str]], patch: int, ec
     kinds = [k for k, _ in plan]
     to = lambda arrs: torch.from_numpy(np.stack(arrs)).permute(0, 3, 1, 2).contiguous()  # noqa: E731
     return to(list(real)), to(fake), kinds
+
+
+def fake_severity(kind: str) -> float:
+    """The ranking term's severity of a fake: log2 of the scale for an SR output (``"nearest-x8"``:
+    3.0), NaN (not ranked) for the synthetic degradations, whose levels are not comparable to scales."""
+    name, sep, scale = kind.rpartition("-x")
+    return float(np.log2(int(scale))) if sep and name and scale.isdigit() else float("nan")
 
 
 # -- training -----------------------------------------------------------------------------------------------
@@ -367,6 +392,7 @@ def train_sfd(cfg: TrainConfig, out: str | os.PathLike[str], *, data_root: str |
         write_safetensors({"real": real, "fake": fake}, {"fingerprint": fingerprint, "kinds": json.dumps(kinds)},
                           pools_path)
         echo(f"pools: {len(real)} real + {len(fake)} fake {patch}x{patch} patches in {time.perf_counter() - t0:.0f} s")
+    severity = torch.tensor([fake_severity(k) for k in kinds])
     n_hold_r, n_hold_f = int(len(real) * cfg.holdout), int(len(fake) * cfg.holdout)
     train_r, hold_r = torch.arange(n_hold_r, len(real)), torch.arange(n_hold_r)
     train_f, hold_f = torch.arange(n_hold_f, len(fake)), torch.arange(n_hold_f)
@@ -374,16 +400,25 @@ def train_sfd(cfg: TrainConfig, out: str | os.PathLike[str], *, data_root: str |
     groups = [{"params": model.featd.parameters(), "lr": cfg.lr},
               {"params": model.lpp.parameters(), "lr": cfg.lr_prompt}]
     opt = torch.optim.Adam(groups, betas=(0.9, 0.999))
-    start = 0
+    start, resume_scaler = 0, None
     if state_path.is_file():
         st = torch.load(state_path, map_location="cpu", weights_only=True)
         if st.get("fingerprint") != fingerprint:
             raise SrbenchError(f"{out} holds a training with another config or other images; use a new --out")
         model.load_state_dict({**model.state_dict(), **st["model"]})
         opt.load_state_dict(st["optimizer"])
+        resume_scaler = st.get("scaler")
         start = int(st["step"])
         echo(f"resuming at step {start}")
 
+    # AMP (CUDA only): bfloat16 where the GPU has it (no loss scaling needed), else float16 with a
+    # gradient scaler; the frozen backbone's forward pass is where the time goes
+    amp_dtype = None
+    if cfg.amp and dev.type == "cuda":
+        amp_dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16)
+    if start and resume_scaler:
+        scaler.load_state_dict(resume_scaler)
     cached = None
     if cfg.cache_features:
         t0 = time.perf_counter()
@@ -397,16 +432,20 @@ def train_sfd(cfg: TrainConfig, out: str | os.PathLike[str], *, data_root: str |
         x = (real if kind == 0 else fake)[idx].to(dev).float().div(255)
         if g is not None:
             x = _augment(x, g)
-        with torch.autocast(dev.type, enabled=cfg.amp and dev.type == "cuda"):
-            return model(x)
+        with torch.autocast(dev.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+            m, lg = model(x)
+        return m.float(), lg.float()  # the losses in float32
 
     def evaluate() -> dict[str, float]:
         if not n_hold_r or not n_hold_f:
             return {}
+        def held(kind: int, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            outs = [heads(kind, idx[i:i + 256], None) for i in range(0, len(idx), 256)]  # bounded memory
+            return torch.cat([m.mean((1, 2, 3)) for m, _ in outs]), torch.cat([lg for _, lg in outs])
+
         with torch.no_grad():
-            (mr, lr_), (mf, lf) = heads(0, hold_r, None), heads(1, hold_f, None)
-        return {"hold_acc_featd": 0.5 * (float((mr.mean((1, 2, 3)) > 0).float().mean())
-                                         + float((mf.mean((1, 2, 3)) < 0).float().mean())),
+            (mr, lr_), (mf, lf) = held(0, hold_r), held(1, hold_f)
+        return {"hold_acc_featd": 0.5 * (float((mr > 0).float().mean()) + float((mf < 0).float().mean())),
                 "hold_acc_lpp": 0.5 * (float((lr_ > 0).float().mean()) + float((lf < 0).float().mean()))}
 
     log = (out / "train_log.jsonl").open("a")
@@ -421,10 +460,11 @@ def train_sfd(cfg: TrainConfig, out: str | os.PathLike[str], *, data_root: str |
         ir = train_r[torch.randint(len(train_r), (half,), generator=g)]
         jf = train_f[torch.randint(len(train_f), (cfg.batch - half,), generator=g)]
         model.featd.train()
-        losses = SFD.losses(heads(0, ir, g), heads(1, jf, g))
+        losses = SFD.losses(heads(0, ir, g), heads(1, jf, g), severity[jf], cfg.rank_weight)
         opt.zero_grad(set_to_none=True)
-        losses["total"].backward()
-        opt.step()
+        scaler.scale(losses["total"]).backward()
+        scaler.step(opt)
+        scaler.update()
         last = {k: float(v.detach()) for k, v in losses.items()}
         bar.set_postfix(featd=f"{last['featd']:.3f}", lpp=f"{last['lpp']:.3f}")
         bar.update(1)
@@ -437,7 +477,7 @@ def train_sfd(cfg: TrainConfig, out: str | os.PathLike[str], *, data_root: str |
         if done % cfg.ckpt_every == 0 or done == cfg.steps:
             tmp = state_path.with_suffix(".tmp")
             torch.save({"model": model.trainable_state(), "optimizer": opt.state_dict(), "step": done,
-                        "fingerprint": fingerprint}, tmp)
+                        "scaler": scaler.state_dict(), "fingerprint": fingerprint}, tmp)
             os.replace(tmp, state_path)
     bar.close()
     log.close()
@@ -450,6 +490,7 @@ def train_sfd(cfg: TrainConfig, out: str | os.PathLike[str], *, data_root: str |
               "train_sets": list(cfg.sets), "steps": cfg.steps, "seed": cfg.seed, "config": cfg.to_dict(),
               "patch": patch, "fakes": counts, "final_losses": last, **held,
               "seconds_this_session": round(time.perf_counter() - t_start, 1), "device": str(dev),
+              "amp": str(amp_dtype).replace("torch.", "") if amp_dtype is not None else None,
               "torch": torch.__version__}
     path = save_sfd(model, out / "sfd.safetensors", record)
     echo(f"checkpoint: {path} (held-out accuracy Feat-D {held.get('hold_acc_featd', float('nan')):.3f}, "

@@ -290,6 +290,8 @@ def test_shipped_vgg16_checkpoint_and_catalogue(tmp_path, shared_data):
     assert rec["n_images"] == len(rec["images"]) == 490 and rec["train_sets"] == ["t91", "bsds500"]
     assert {p.split("/")[1] for p, _ in rec["images"]} == {"t91", "bsds500"}
     assert rec["config"]["pair_fakes"] and rec["config"]["n_real"] == rec["config"]["n_fake"] == 4096
+    assert rec["config"]["rank_weight"] == 1.0 and "rank" in rec["final_losses"]  # trained with the ranking term
+    assert rec["validation"]["set"].startswith("kodak24")  # the figures it was chosen by (not a test set)
     # trained on no test image: none of its training files is a file of a test set here
     trained = {h for _, h in rec["images"]}
     for name in ("set5", "set14", "urban100", "celeba_hq", "acdc"):
@@ -310,3 +312,79 @@ def test_shipped_vgg16_checkpoint_and_catalogue(tmp_path, shared_data):
     assert iqa.metric_info("sfd-iqa-vgg16-logit").range == (-math.inf, math.inf)
     with pytest.raises(MissingAssetError, match="srbench iqa train sfd --backbone clip:ViT-B-16/openai"):
         iqa.create_metric("sfd-iqa")
+
+
+def test_ranking_term_across_sr_scales():
+    from bench.sfd_train import fake_severity
+    from iqa.sfd import _rank_loss
+
+    assert fake_severity("nearest-x8") == 3.0 and fake_severity("bicubic-x2") == 1.0
+    assert fake_severity("realesrgan-x4plus-x4") == 2.0 and fake_severity("realesr-animevideov3-x4-x16") == 4.0
+    assert all(math.isnan(fake_severity(k)) for k in ("blur", "noise", "jpeg", "resize"))
+    logits = torch.tensor([2.0, -1.0, 0.5, 3.0, -2.0], requires_grad=True)
+    sev = torch.tensor([1.0, 3.0, float("nan"), 1.0, 2.0])
+    # pairs (milder, severer) by hand: (0,1), (0,4), (3,1), (3,4), (4,1); the unknown severity is left out
+    pairs = [(0, 1), (0, 4), (3, 1), (3, 4), (4, 1)]
+    expect = np.mean([math.log1p(math.exp(-(float(logits[i]) - float(logits[j])))) for i, j in pairs])
+    loss = _rank_loss(logits, sev)
+    assert float(loss) == pytest.approx(expect, abs=1e-6)
+    loss.backward()
+    assert logits.grad[2] == 0 and logits.grad[0] < 0 and logits.grad[1] > 0  # push mild up, severe down
+    none = _rank_loss(logits, torch.tensor([1.0, 1.0, float("nan"), 1.0, 1.0]))
+    assert float(none) == 0 and none.requires_grad  # no ranked pair: zero, still differentiable
+    # SFD.losses adds it, weighted, to the total; both heads (Feat-D averaged over its map) are ranked
+    mr, lr = torch.zeros(2, 1, 3, 3), torch.zeros(2)
+    mf, lf = torch.tensor([1.0, -1.0]).view(2, 1, 1, 1).expand(2, 1, 3, 3), torch.tensor([0.0, 2.0])
+    sev2 = torch.tensor([2.0, 4.0])  # fake 0 is milder
+    base = SFD.losses((mr, lr), (mf, lf))
+    ranked = SFD.losses((mr, lr), (mf, lf), sev2, rank_weight=0.5)
+    want = math.log1p(math.exp(-2.0)) + math.log1p(math.exp(2.0))  # Feat-D right way round, LPP wrong
+    assert "rank" not in base and float(ranked["rank"]) == pytest.approx(want, abs=1e-6)
+    assert float(ranked["total"]) == pytest.approx(float(base["total"]) + 0.5 * want, abs=1e-6)
+    assert float(SFD.losses((mr, lr), (mf, lf), sev2, rank_weight=0.0)["total"]) == float(base["total"])
+
+
+def test_training_logs_the_ranking_term(clip_bb, tmp_path):
+    from bench.sfd_train import load_config, train_sfd
+
+    data = _train_folder(tmp_path / "data")
+    cfg = load_config("cpu", patch=32, n_real=16, n_fake=16, steps=4, batch=8, log_every=2, ckpt_every=4,
+                      methods=("bicubic", "nearest"), scales=(2, 4), fake_sr_share=1.0, device="cpu")
+    cfg = type(cfg)(**{**cfg.__dict__, "sfd": SFDConfig(n_ctx=2, feat_width=8, feat_layers=2)})
+    assert cfg.rank_weight == 1.0  # the default, chosen on the Kodak24 validation set
+    quiet = dict(data_root=data, backbone=clip_bb, echo=lambda s: None, progress=False)
+    ranked = read_sfd(train_sfd(cfg, tmp_path / "r", **quiet))
+    log = [json.loads(line) for line in (tmp_path / "r" / "train_log.jsonl").read_text().splitlines()]
+    assert all(r["rank"] >= 0 for r in log) and ranked[1]["training"]["config"]["rank_weight"] == 1.0
+    plain = read_sfd(train_sfd(type(cfg)(**{**cfg.__dict__, "rank_weight": 0.0}), tmp_path / "p", **quiet))
+    log = [json.loads(line) for line in (tmp_path / "p" / "train_log.jsonl").read_text().splitlines()]
+    assert all("rank" not in r for r in log)
+    assert not all(torch.equal(ranked[0][k], plain[0][k]) for k in ranked[0])  # the term changed the heads
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("which", ["clip", "vgg"])
+def test_cuda_scores_match_cpu_and_amp_training_runs(which, clip_bb, vgg_bb, tmp_path):
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device")
+    from bench.sfd_train import load_config, train_sfd
+
+    bb = clip_bb if which == "clip" else vgg_bb
+    data = _train_folder(tmp_path / "data")
+    cfg = load_config("gpu", patch=32, n_real=16, n_fake=16, steps=4, batch=8, log_every=2, ckpt_every=4,
+                      methods=("bicubic", "nearest"), scales=(2, 4), device="cuda")
+    assert cfg.amp and not cfg.cache_features  # the gpu preset: live features under autocast
+    cfg = type(cfg)(**{**cfg.__dict__, "sfd": SFDConfig(n_ctx=2, feat_width=8, feat_layers=2)})
+    path = train_sfd(cfg, tmp_path / "gpu", data_root=data, backbone=bb, echo=lambda s: None, progress=False)
+    rec = read_sfd(path)[1]["training"]
+    assert rec["device"].startswith("cuda") and math.isfinite(rec["final_losses"]["total"])
+    assert rec["amp"] == ("bfloat16" if torch.cuda.is_bf16_supported() else "float16")
+    x = torch.from_numpy(photo(70, 90, 5)).permute(2, 0, 1).float().div(255)[None]
+    ref = SFDIQA(checkpoint=path, backbone=bb.cpu())(x)
+    try:
+        out = SFDIQA(checkpoint=path, backbone=bb).to("cuda")(x.cuda())  # moves the shared backbone too
+    finally:
+        bb.cpu()
+    assert out.device.type == "cuda"
+    # float32 on both devices (scoring does not autocast): other kernels, other rounding
+    torch.testing.assert_close(out.cpu(), ref, rtol=0, atol=1e-4)

@@ -524,7 +524,11 @@ def test_gpu_half_and_device_roundtrip(tmp_path):
     assert half.provenance()["dtype"] == "float16"
     yh = half.upscale(x.cuda(), 2)
     assert yh.device.type == "cuda" and yh.dtype == torch.float32
-    assert torch.allclose(yh.cpu(), cpu, atol=1e-2)
+    # against the same tiles in float32 on the CPU: 8-pixel tiles with a 4-pixel overlap are
+    # narrower than the network's receptive field, so tiled and whole-image outputs differ
+    # (0.024 at most, measured on an H100, in float32 as in float16); float16 adds < 1e-3
+    tiled = create_method(f"spandrel:{path}", tile=8, tile_overlap=4).upscale(x, 2)
+    assert torch.allclose(yh.cpu(), tiled, atol=2e-3)
     bic_gpu = create_method("bicubic", device="cuda").upscale(x.cuda(), 4).cpu()
     assert float((bic_gpu - create_method("bicubic").upscale(x, 4)).abs().max()) <= 1 / 255 + 1e-6
 

@@ -243,7 +243,8 @@ class SFD(nn.Module):
                      + F.binary_cross_entropy_with_logits(lf, torch.zeros_like(lf)))
         out = {"featd": featd, "lpp": lpp, "total": featd + lpp}
         if rank_weight and severity is not None:
-            rank = _rank_loss(mf.float().mean(dim=tuple(range(1, mf.dim()))), severity) + _rank_loss(lf.float(), severity)
+            featd_mean = mf.float().mean(dim=tuple(range(1, mf.dim())))
+            rank = _rank_loss(featd_mean, severity) + _rank_loss(lf.float(), severity)
             out["rank"] = rank
             out["total"] = out["total"] + rank_weight * rank
         return out
@@ -410,8 +411,18 @@ class SFDIQA(Metric):
 # -- catalogue factories -----------------------------------------------------------------------------------
 
 def is_sfd_metric(name: str) -> bool:
-    """Whether catalogue name ``name`` is an SFD-IQA metric (they take ``checkpoint=``)."""
-    return name == "sfd-iqa" or name.startswith("sfd-iqa-")
+    """Whether catalogue name ``name`` is an SFD-IQA metric (they take ``checkpoint=``): its
+    catalogue entry is built by a factory of this module (not a guess from the name)."""
+    from .catalogue import METRICS
+    from .errors import UnknownNameError
+
+    try:
+        factory = METRICS.get(name).factory
+    except UnknownNameError:
+        return False
+    if isinstance(factory, str):
+        return factory.startswith(f"{__name__}:")
+    return getattr(factory, "__module__", None) == __name__
 
 
 def checkpoint_options(names: list[Any], checkpoint: str | os.PathLike[str] | None) -> dict[str, dict[str, Any]]:

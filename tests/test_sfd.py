@@ -309,6 +309,10 @@ def test_shipped_vgg16_checkpoint_and_catalogue(tmp_path, shared_data):
     with pytest.raises(SrbenchError, match="was trained on vgg16 weights with sha256"):
         iqa.create_metric("sfd-iqa-vgg16-lpp", backbone_weights=other)
     assert iqa.metric_info("sfd-iqa-vgg16-featd").higher_better
+    from iqa.sfd import is_sfd_metric
+
+    assert all(is_sfd_metric(n) for n in ("sfd-iqa", "sfd-iqa-vgg16", "sfd-iqa-vgg16-logit", "SFD-IQA-VGG16-LPP"))
+    assert not any(is_sfd_metric(n) for n in ("niqe", "lpips", "sfd-iqa-nonexistent", "clipiqa"))
     assert iqa.metric_info("sfd-iqa-vgg16-logit").range == (-math.inf, math.inf)
     with pytest.raises(MissingAssetError, match="srbench iqa train sfd --backbone clip:ViT-B-16/openai"):
         iqa.create_metric("sfd-iqa")
@@ -352,6 +356,8 @@ def test_training_logs_the_ranking_term(clip_bb, tmp_path):
                       methods=("bicubic", "nearest"), scales=(2, 4), fake_sr_share=1.0, device="cpu")
     cfg = type(cfg)(**{**cfg.__dict__, "sfd": SFDConfig(n_ctx=2, feat_width=8, feat_layers=2)})
     assert cfg.rank_weight == 1.0  # the default, chosen on the Kodak24 validation set
+    with pytest.raises(SrbenchError, match="rank_weight must be >= 0"):
+        load_config("cpu", rank_weight=-1.0)
     quiet = dict(data_root=data, backbone=clip_bb, echo=lambda s: None, progress=False)
     ranked = read_sfd(train_sfd(cfg, tmp_path / "r", **quiet))
     log = [json.loads(line) for line in (tmp_path / "r" / "train_log.jsonl").read_text().splitlines()]

@@ -472,7 +472,7 @@ def train_sfd(cfg: TrainConfig, out: str | os.PathLike[str], *, data_root: str |
         scaler.step(opt)
         scaler.update()
         last = {k: float(v.detach()) for k, v in losses.items()}
-        bar.set_postfix(featd=f"{last['featd']:.3f}", lpp=f"{last['lpp']:.3f}")
+        bar.set_postfix({k: f"{v:.3f}" for k, v in last.items() if k in ("featd", "lpp", "rank")})
         bar.update(1)
         done = step + 1
         if done % cfg.log_every == 0 or done == cfg.steps:

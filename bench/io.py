@@ -10,28 +10,95 @@ that are not plain 8-bit RGB are converted, never rejected, by these rules:
 - EXIF orientation: applied (the image is rotated/flipped upright, as viewers show it).
 
 A file that cannot be decoded (missing, truncated, corrupt, not an image) raises
-`ImageReadError` with one line naming the file and the problem.
+`ImageReadError` with one line naming the file and the problem, and so does an image above the
+pixel limit (`MAX_PIXELS`, 64 megapixels: eight times a 4K frame, four times the largest
+benchmark image; a decompression-bomb-sized 12000 x 12000 file would need about 10 GB to score).
+The limit is read from the image header before any pixel is decoded; raise it with
+``SRBENCH_MAX_PIXELS`` (a number of pixels, or ``0`` for none), ``srbench run --max-pixels`` or
+``max_pixels`` in a run spec.
 """
 
 from __future__ import annotations
 
+import errno
 import os
+import re
 import shutil
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
 import numpy as np
 import torch
 
 from iqa.errors import SrbenchError
 
+if TYPE_CHECKING:
+    import pandas as pd
+
+DEFAULT_MAX_PIXELS = 64_000_000
+_max_pixels_override: list[int | None] = []
+
+
+@contextmanager
+def pixel_limit(limit: int | None) -> Iterator[None]:
+    """Within the block, images above ``limit`` pixels are refused (``None`` or 0: no limit)."""
+    _max_pixels_override.append(limit if limit else None)
+    try:
+        yield
+    finally:
+        _max_pixels_override.pop()
+
+
+def max_pixels() -> int | None:
+    """The pixel limit in force: `pixel_limit`'s, else ``SRBENCH_MAX_PIXELS`` (0: none), else
+    `DEFAULT_MAX_PIXELS`."""
+    if _max_pixels_override:
+        return _max_pixels_override[-1]
+    raw = os.environ.get("SRBENCH_MAX_PIXELS", "").strip()
+    if not raw:
+        return DEFAULT_MAX_PIXELS
+    try:
+        value = int(float(raw))
+    except ValueError:
+        raise SrbenchError(f"SRBENCH_MAX_PIXELS must be a number of pixels (0 for no limit), got {raw!r}") from None
+    return value if value > 0 else None
+
+
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 
 
 class ImageReadError(SrbenchError):
     """One image could not be read; the message names the file."""
+
+
+class DiskFullError(SrbenchError):
+    """The disk filled up while writing a run file: the run stops (a rerun after freeing space resumes)."""
+
+
+def is_disk_full(e: BaseException) -> bool:
+    if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT):
+        return True
+    return isinstance(e, OSError) and "no space left on device" in str(e).lower()  # pyarrow: no errno
+
+
+def disk_full_error(path: Path | str) -> DiskFullError:
+    path = Path(path)
+    where = next((p for p in [path, *path.parents] if p.exists()), path)
+    try:
+        dev = _mount_point(where)
+    except OSError:
+        dev = str(where)
+    return DiskFullError(f"no space left on {dev} while writing {path}; free space and rerun the same command "
+                         f"(finished images are kept)")
+
+
+def _mount_point(path: Path) -> str:
+    path = path.resolve()
+    while not os.path.ismount(path) and path.parent != path:
+        path = path.parent
+    return str(path)
 
 
 def _png_header(path: Path) -> tuple[int, int]:
@@ -74,6 +141,14 @@ def read_uint8_gray(path: str | Path) -> tuple[np.ndarray, bool]:
     if not path.is_file():
         raise ImageReadError(f"{path}: file not found")
     try:
+        limit = max_pixels()
+        Image.MAX_IMAGE_PIXELS = None  # our own limit (below) replaces Pillow's warning and bomb error
+        if limit is not None:
+            with Image.open(path) as im:
+                w, h = im.size
+            if w * h > limit:
+                raise ImageReadError(f"{path}: {w}x{h} is {w * h / 1e6:.1f} megapixels, above the limit of "
+                                     f"{limit / 1e6:g} (raise it with --max-pixels or SRBENCH_MAX_PIXELS)")
         suffix = path.suffix.lower()
         if suffix == ".png" and _png_header(path)[0] == 16:
             return _read_16bit(path), _png_header(path)[1] in (0, 4)  # colour types 0, 4: gray (+ alpha)
@@ -127,14 +202,21 @@ def write_png(x: torch.Tensor | np.ndarray, path: str | Path) -> None:
 
     arr = x if isinstance(x, np.ndarray) else to_uint8(x)
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".png", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".png", dir=path.parent)
+    except OSError as e:
+        if is_disk_full(e):
+            raise disk_full_error(path) from None
+        raise
     try:
         with os.fdopen(fd, "wb") as f:
             Image.fromarray(arr).save(f, format="PNG")
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         Path(tmp).unlink(missing_ok=True)
+        if is_disk_full(e):
+            raise disk_full_error(path) from None
         raise
 
 
@@ -154,3 +236,34 @@ def build_dir(target: str | Path, prefix: str) -> Iterator[Path]:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+# -- CSV files people open in spreadsheets ---------------------------------------------------------
+# A text cell that starts with one of these is run as a formula by Excel, LibreOffice and Google
+# Sheets (CSV injection); OWASP's advice is to prefix such a cell with a single quote.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_PLAIN_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?%?|[+-]?(inf|nan)|-+", re.IGNORECASE)
+
+
+def csv_safe(value: object) -> object:
+    """``value`` as it may be written into a CSV cell: text that a spreadsheet would run as a
+    formula gets a leading ``'``; numbers (and text that is a plain number, or a ``-`` placeholder)
+    are left as they are."""
+    if isinstance(value, str) and value.startswith(_FORMULA_START) and not _PLAIN_NUMBER.fullmatch(value):
+        return "'" + value
+    return value
+
+
+def csv_safe_frame(df: "pd.DataFrame") -> "pd.DataFrame":
+    """A copy of ``df`` with every text cell (and column name) passed through `csv_safe`."""
+    out = df.copy()
+    for col in out.columns:
+        if out[col].dtype == object or str(out[col].dtype) in ("string", "str"):
+            out[col] = out[col].map(csv_safe)
+    out.columns = [csv_safe(c) for c in out.columns]
+    return out
+
+
+def write_csv(df: "pd.DataFrame", path: str | Path) -> None:
+    """Write ``df`` as CSV (no index) with formula-like text neutralised (`csv_safe`)."""
+    csv_safe_frame(df).to_csv(path, index=False)

@@ -93,6 +93,8 @@ import torch
 
 from iqa.errors import SrbenchError
 
+from .io import write_csv
+
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
@@ -790,10 +792,10 @@ def _write_opinion_free(res: OpinionFreeResult, out: Path, nr: list[NRMetric], p
     files = []
     for name, df in (("table.csv", res.table), ("distortion_scores.csv", res.distortion_scores),
                      ("distortion_srcc.csv", res.distortion_srcc), ("sr_scores.csv", res.sr_scores)):
-        df.to_csv(out / name, index=False)
+        write_csv(df, out / name)
         files.append(out / name)
     if res.differences is not None:
-        res.differences.to_csv(out / "differences.csv", index=False)
+        write_csv(res.differences, out / "differences.csv")
         files.append(out / "differences.csv")
     (out / "table.md").write_text(res.markdown)
     files.append(out / "table.md")
@@ -897,8 +899,8 @@ def evaluate_on_database(metrics: Iterable[Any], database: Any, root: str | Path
         out.mkdir(parents=True, exist_ok=True)
         per_image = pd.DataFrame({"image": [str(it.path) for it in items], "mos": mos,
                                   **{f"score:{k}": v for k, v in scores.items()}})
-        per_image.to_csv(out / f"{db.name}_scores.csv", index=False)
-        table.to_csv(out / f"{db.name}_correlations.csv", index=False)
+        write_csv(per_image, out / f"{db.name}_scores.csv")
+        write_csv(table, out / f"{db.name}_correlations.csv")
         (out / f"{db.name}_correlations.md").write_text(_database_markdown(table, db, bad))
     table.attrs["bad_files"] = bad
     table.attrs["markdown"] = _database_markdown(table, db, bad)

@@ -2,9 +2,17 @@
 
 Per image: HR -> degradation (LR, cached in the run folder) -> method (SR) -> uint8 rounding (as
 the protocol says) -> metrics -> tidy rows. Anything that goes wrong with one image becomes an
-error row naming the file and the problem; the run goes on. A cell that cannot run at all (the
-method does not support the scale, its weights are missing, the dataset is absent) is recorded
-with status ``unsupported``/``unavailable``/``missing`` and said loudly, never skipped in silence.
+error row naming the file and the problem, with its cause (see `bench.store`); the run goes on. A
+cell that cannot run at all (the method does not support the scale, its weights are missing, the
+dataset is absent) is recorded with status ``unsupported``/``unavailable``/``missing`` and said
+loudly, never skipped in silence. A full disk stops the run with one line; nothing finished is lost.
+
+Reruns repair (``retry="auto"``, the default): a finished cell is reused only when every image of
+the dataset has rows and none of them is worth retrying: rows whose cause is the environment
+(disk, I/O, memory), ``missing``/``unavailable`` cells, and per-image ``unavailable`` metric rows
+once that metric can be built, are computed again; rows caused by the input or the method are
+kept. ``retry="errors"`` (``--retry-errors``) retries every row that is not ``ok``;
+``retry="none"`` (``--no-retry``) reuses every finished cell as it is.
 """
 
 from __future__ import annotations
@@ -31,9 +39,12 @@ from iqa.protocols import get_protocol
 
 from .datasets import Dataset, DatasetMissingError, ImageItem
 from .degradations import Degradation, derive_seed, parse_degradation
-from .io import read_image, read_image_gray, write_png
+from .io import DiskFullError, ImageReadError, max_pixels, pixel_limit, read_image, read_image_gray, write_png
 from .spec import MethodSpec, RunSpec
-from .store import Cell, RunLock, atomic_write_json, atomic_write_parquet, load_manifest, load_scores, safe_name
+from .store import (Cell, CorruptFileError, RunLock, atomic_write_json, atomic_write_parquet, env_error_cause,
+                    load_manifest, load_scores, safe_name)
+
+RETRY_MODES = ("auto", "errors", "none")
 
 # write the rows of finished images at least this often (0: after every image)
 FLUSH_SECONDS = float(os.environ.get("SRBENCH_FLUSH_SECONDS", "10"))
@@ -138,15 +149,47 @@ class CellResult:
     peak_mb: float | None = None
     message: str = ""
     cached: bool = False
+    n_inf: dict[str, int] = field(default_factory=dict)
 
 
-def _row(item_id: str, ctx: dict[str, Any], metric: str, value: float, status: str = "ok", message: str = "") -> dict:
-    return {**ctx, "image": item_id, "metric": metric, "value": value, "status": status, "message": message}
+def _row(item_id: str, ctx: dict[str, Any], metric: str, value: float, status: str = "ok", message: str = "",
+         cause: str = "") -> dict:
+    if status != "ok" and not cause:
+        cause = "setup" if status in ("missing", "unavailable") else "input"
+    return {**ctx, "image": item_id, "metric": metric, "value": value, "status": status, "message": message,
+            "cause": cause}
+
+
+def _cause(e: BaseException, default: str) -> str:
+    """The cause of a per-image failure: ``environment`` (disk, I/O, memory: retried by a rerun),
+    else ``default`` (``input`` before the method ran, ``method`` after)."""
+    if isinstance(e, ImageReadError) and "file not found" not in str(e):
+        return "input"
+    if env_error_cause(e) or isinstance(e, FileNotFoundError) or "file not found" in str(e):
+        return "environment"
+    return default
+
+
+def validate_names(spec: RunSpec) -> list[Dataset]:
+    """Every dataset, method (and its options) and metric of ``spec`` exists: checked before a run
+    folder is created, so a misspelt name leaves nothing behind. Returns the datasets."""
+    import sr_methods
+
+    datasets = [Dataset(name, spec.data_root) for name in spec.datasets]
+    for m in spec.methods:
+        info = sr_methods.method_info(m.name)
+        sr_methods._check_options(m.name, info["options"], m.options)
+    for name in spec.metrics:
+        iqa.METRICS.get(name)
+    return datasets
 
 
 class Runner:
     def __init__(self, spec: RunSpec, out: str | Path, *, echo: Callable[[str], None] | None = None,
-                 progress: bool | None = None, fetch: bool | None = None):
+                 progress: bool | None = None, fetch: bool | None = None, retry: str = "auto"):
+        if retry not in RETRY_MODES:
+            raise SrbenchError(f"retry must be one of {', '.join(RETRY_MODES)}, got {retry!r}")
+        self.retry = retry
         self.spec = spec
         # fetch missing pretrained assets that have a public source (off with SRBENCH_OFFLINE=1)
         self.fetch = fetch if fetch is not None else os.environ.get("SRBENCH_OFFLINE", "") in ("", "0")
@@ -158,6 +201,7 @@ class Runner:
         self._said_missing: set[str] = set()
         self._method_hashes: dict[str, list[str]] = {}
         self._metric_hashes: list[str] = []
+        self._built_metrics: set[str] = set()
 
     # -- set-up -----------------------------------------------------------------------------------
     def _with_assets(self, what: str, assets: tuple[str, ...], build: Callable[[], Any]) -> Any:
@@ -204,7 +248,11 @@ class Runner:
 
     def _write_manifest(self, dev: torch.device, methods: dict[str, Any], metrics: dict[str, Any],
                         started: str) -> dict[str, Any]:
-        old = load_manifest(self.out)
+        try:
+            old = load_manifest(self.out)
+        except CorruptFileError as e:
+            self.echo(f"!! {e}; writing a new one (the earlier sessions' history in it is lost)")
+            old = {}
         manifest = {
             "srbench_run": 1,
             "spec": self.spec.to_dict(),
@@ -224,26 +272,56 @@ class Runner:
     # -- the run ------------------------------------------------------------------------------------
     def run(self) -> list[CellResult]:
         dev = resolve_device(self.spec.device)
-        with RunLock(self.out):
-            started = datetime.now(timezone.utc).isoformat(timespec="seconds")
-            for stale in self.out.rglob(".tmp-*"):  # half-written files of a killed run
-                stale.unlink(missing_ok=True)
-            datasets = [Dataset(name, self.spec.data_root) for name in self.spec.datasets]  # unknown names fail here
-            metrics, bad_metrics = self._build_metrics(dev)
-            methods, bad_methods = self._build_methods(dev)
-            manifest = self._write_manifest(dev, methods, metrics, started)
-            # a finished cell is reused only with the same weights: a changed network or metric
-            # checkpoint (same name, other file) reruns the cells it touches
-            self._metric_hashes = sha256_values(manifest["metric_weights"])
-            self._method_hashes = {label: sha256_values(p) for label, p in manifest["weights"].items()}
-            for ds in datasets:
-                for scale in self.spec.scales:
-                    self._run_scale(ds, scale, dev, metrics, bad_metrics, methods, bad_methods)
-            df = load_scores(self.out)
-            atomic_write_parquet(self.out / "scores.parquet", df)
-            manifest["sessions"][-1]["finished"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
-            atomic_write_json(self.out / "manifest.json", manifest)
+        datasets = validate_names(self.spec)  # unknown names fail here, before the run folder exists
+        limit = self.spec.max_pixels if self.spec.max_pixels is not None else max_pixels()
+        with RunLock(self.out), pixel_limit(limit):
+            return self._run(dev, datasets)
+
+    def _run(self, dev: torch.device, datasets: list[Dataset]) -> list[CellResult]:
+        started = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        for stale in self.out.rglob(".tmp-*"):  # half-written files of a killed run
+            stale.unlink(missing_ok=True)
+        metrics, bad_metrics = self._build_metrics(dev)
+        self._built_metrics = set(metrics)
+        methods, bad_methods = self._build_methods(dev)
+        manifest = self._write_manifest(dev, methods, metrics, started)
+        # a finished cell is reused only with the same weights: a changed network or metric
+        # checkpoint (same name, other file) reruns the cells it touches
+        self._metric_hashes = sha256_values(manifest["metric_weights"])
+        self._method_hashes = {label: sha256_values(p) for label, p in manifest["weights"].items()}
+        for ds in datasets:
+            for scale in self.spec.scales:
+                self._run_scale(ds, scale, dev, metrics, bad_metrics, methods, bad_methods)
+        df = load_scores(self.out)
+        atomic_write_parquet(self.out / "scores.parquet", df)
+        manifest["sessions"][-1]["finished"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        atomic_write_json(self.out / "manifest.json", manifest)
         return self.results
+
+    # -- what a rerun does again ------------------------------------------------------------------
+    def _retry_mask(self, df) -> Any:
+        """Rows (of a cell's score frame) that this run computes again."""
+        if self.retry == "none":
+            return df["status"] != df["status"]  # all False
+        if self.retry == "errors":
+            return df["status"] != "ok"
+        metric_back = (df["status"] == "unavailable") & df["metric"].isin(self._built_metrics)
+        return (df["cause"] == "environment") | metric_back
+
+    def _reusable(self, cell: Cell, fp: str, items: list[ImageItem] | None) -> bool:
+        """Whether a finished cell stands as it is (see the module doc)."""
+        if not cell.is_done(fp):
+            return False
+        status = cell.info().get("status_detail", "ran")
+        if status in ("missing", "unavailable"):  # cheap to redo, and the record is then current
+            return self.retry == "none"
+        if status == "unsupported":
+            return self.retry != "errors"
+        if items is None:  # dataset gone since (another --data-root?): keep what was computed
+            self.echo(f"!! {cell.dataset} {cell.degradation} {cell.method}: dataset not found now; keeping the "
+                      f"images scored by an earlier run")
+            return True
+        return {it.id for it in items} <= cell.finished_images(self._retry_mask)
 
     def _fingerprint(self, ds: str, deg: Degradation, m: MethodSpec) -> str:
         weights = self._method_hashes.get(m.label, []) + self._metric_hashes
@@ -274,11 +352,13 @@ class Runner:
             cell = Cell(self.out, ds.name, deg.key, mspec.label)
             fp = self._fingerprint(ds.name, deg, mspec)
             mctx = {**ctx, "method": mspec.label}
-            if cell.is_done(fp):
+            method = methods.get(mspec.label)
+            for line in cell.set_aside_corrupt():
+                self.echo(f"!! {line}")
+            if self._reusable(cell, fp, items):
                 self._report_cell(cell, cached=True)
                 continue
             cell.start(fp)
-            method = methods.get(mspec.label)
             if items is None:
                 self._finish_empty(cell, fp, mctx, "missing", missing)
             elif method is None:
@@ -291,7 +371,7 @@ class Runner:
 
     def _finish_empty(self, cell: Cell, fp: str, ctx: dict, status: str, message: str) -> None:
         cell.write_part([_row("*", ctx, "*", math.nan, status, message)], [])
-        cell.finish(fp, {"status_detail": status, "message": message, "n_images": 0})
+        cell.finish(fp, {"status_detail": status, "message": message, "n_images": 0}, keep={"*"})
         self._report_cell(cell)
 
     def _lr_for(self, ds: Dataset, deg: Degradation, item: ImageItem, hr: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -320,7 +400,7 @@ class Runner:
                   dev: torch.device, metrics: dict, bad_metrics: dict, ctx: dict) -> None:
         from tqdm import tqdm
 
-        done = cell.finished_images()
+        done = cell.finished_images(self._retry_mask)
         todo = [it for it in items if it.id not in done]
         rows: list[dict] = []
         timings: list[dict] = []
@@ -338,14 +418,16 @@ class Runner:
         summary = {"status_detail": "ran", "n_images": len(items), "device": str(dev),
                    "seconds_per_image": float(t["seconds"].mean()) if len(t) else None,
                    "peak_mb": peak.mb, "peak_kind": peak.kind}
-        cell.finish(fp, summary)
+        cell.finish(fp, summary, keep={it.id for it in items})
         self._report_cell(cell)
 
     def _score_image(self, ds, deg, item, method, dev, metrics, bad_metrics, ctx, timings) -> list[dict]:
+        stage = "input"
         try:
             hr, gray = read_image_gray(item.hr)
             hr, lr = self._lr_for(ds, deg, item, hr.unsqueeze(0))
             hr, lr = hr.to(dev), lr.to(dev)
+            stage = "method"
             if dev.type == "cuda":
                 torch.cuda.synchronize(dev)
             t0 = time.perf_counter()
@@ -358,8 +440,10 @@ class Runner:
             sr = sr.clamp(0, 1)
             if self.protocol.quantize:
                 sr = iqa.quantize_uint8(sr)
+        except DiskFullError:
+            raise  # stops the run: every later image would fail the same way
         except Exception as e:  # one bad image never stops the run
-            return [_row(item.id, ctx, "*", math.nan, "error", _one_line(item.hr, e))]
+            return [_row(item.id, ctx, "*", math.nan, "error", _one_line(item.hr, e), _cause(e, stage))]
         timings.append({"dataset": ds.name, "degradation": deg.key, "method": ctx["method"], "image": item.id,
                         "seconds": seconds, "megapixels": sr.shape[-1] * sr.shape[-2] / 1e6, "device": str(dev)})
         if self.spec.save_sr:
@@ -372,7 +456,7 @@ class Runner:
                     value = float(metric(sr, hr, scale=deg.scale, gray=gray)[0])
                 out.append(_row(item.id, ctx, name, value))
             except Exception as e:
-                out.append(_row(item.id, ctx, name, math.nan, "error", _one_line(item.hr, e)))
+                out.append(_row(item.id, ctx, name, math.nan, "error", _one_line(item.hr, e), _cause(e, "method")))
         for name, why in bad_metrics.items():
             out.append(_row(item.id, ctx, name, math.nan, "unavailable", why))
         return out
@@ -387,7 +471,9 @@ class Runner:
                          n_ok=ok["image"].nunique(), n_errors=n_err,
                          means={m: float(v) for m, v in ok.groupby("metric")["value"].mean().items()},
                          seconds_per_image=info.get("seconds_per_image"), peak_mb=info.get("peak_mb"),
-                         message=info.get("message", ""), cached=cached)
+                         message=info.get("message", ""), cached=cached,
+                         n_inf={m: int(n) for m, n in ok.groupby("metric")["value"].agg(
+                             lambda v: int(v.abs().eq(math.inf).sum())).items() if n})
         self.results.append(res)
         self.echo(format_cell(res))
 
@@ -403,6 +489,8 @@ def format_cell(r: CellResult) -> str:
         message = r.message if len(r.message) <= 90 else r.message[:87] + "..."
         return f"{head} {r.status.upper()}: {message}"
     scores = "  ".join(f"{k.upper()} {v:.4f}" if abs(v) < 10 else f"{k.upper()} {v:.2f}" for k, v in sorted(r.means.items()))
+    if r.n_inf:  # an infinite score (PSNR of an exact copy) makes the mean infinite: say how many
+        scores += "  (" + ", ".join(f"{k.upper()} inf on {n} image(s)" for k, n in sorted(r.n_inf.items())) + ")"
     speed = f"  {1000 * r.seconds_per_image:.1f} ms/img" if r.seconds_per_image is not None else ""
     mem = f"  peak {r.peak_mb:.0f} MB" if r.peak_mb else ""
     errs = f"  {r.n_errors} ERRORS" if r.n_errors else ""

@@ -456,7 +456,10 @@ def cmd_score(args: argparse.Namespace) -> int:
 
     def emit(row: dict[str, Any]) -> None:
         if writer is not None:
-            writer.writerow({**row, "score": "" if row["score"] is None else repr(row["score"])})
+            from .io import csv_safe  # paths like "=cmd.png" must not run as spreadsheet formulas
+
+            writer.writerow({k: csv_safe(v) for k, v in
+                             {**row, "score": "" if row["score"] is None else repr(row["score"])}.items()})
             csv_file.flush()
 
     for row in _table_rows([], names, missing):

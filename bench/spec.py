@@ -11,6 +11,10 @@ A spec comes from a TOML file (``srbench run --spec run.toml``) or from CLI flag
     device = "auto"      # "cpu", "cuda", "cuda:1", or "auto" (CUDA when available)
     save_sr = false      # also keep the SR images as PNG in the run folder
     limit = 20           # optional: only the first 20 images (sorted by id) of each dataset
+    max_pixels = 64000000  # optional: refuse larger images (default 64 megapixels; 0: no limit)
+
+A value of the wrong type (``scales = 2``, ``scales = ["abc"]``, ``seed = "x"``) or a name given
+twice is a one-line error naming the key and the value.
 """
 
 from __future__ import annotations
@@ -52,11 +56,49 @@ class MethodSpec:
             return cls(item, item, {})
         if not isinstance(item, dict) or "name" not in item:
             raise SrbenchError(f"a method must be a name or a table with a 'name' key, got {item!r}")
+        if not isinstance(item["name"], str) or not isinstance(item.get("label", ""), str):
+            raise SrbenchError(f"a method's name and label must be text, got {item!r}")
         options = {k: v for k, v in item.items() if k not in ("name", "label")}
         return cls(item["name"], item.get("label", item["name"]), options)
 
 
-_KEYS = {"datasets", "scales", "methods", "metrics", "protocol", "seed", "device", "save_sr", "data_root", "limit"}
+_KEYS = {"datasets", "scales", "methods", "metrics", "protocol", "seed", "device", "save_sr", "data_root", "limit",
+         "max_pixels"}
+
+
+def _type_name(value: Any) -> str:
+    return {str: "a string", int: "an integer", bool: "a boolean", float: "a number", list: "a list",
+            dict: "a table"}.get(type(value), type(value).__name__)
+
+
+def _names(source: str, key: str, value: Any) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
+        raise SrbenchError(f"{source}: {key} must be a list of names like [\"a\", \"b\"], got {value!r}")
+    return tuple(value)
+
+
+def _scale(source: str, value: Any) -> int:
+    if isinstance(value, str) and value.lower().lstrip("x").isdigit():
+        return int(value.lower().lstrip("x"))
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    raise SrbenchError(f"{source}: scales must be a list of integers like [2, 4] or [\"x2\", \"x4\"], "
+                       f"got {value!r} ({_type_name(value)})")
+
+
+def _typed(source: str, key: str, value: Any, kind: type, what: str) -> Any:
+    if isinstance(value, kind) and (kind is bool or not isinstance(value, bool)):
+        return value
+    raise SrbenchError(f"{source}: {key} must be {what}, got {value!r} ({_type_name(value)})")
+
+
+def _duplicates(values: Any) -> list:
+    seen, dup = set(), []
+    for v in values:
+        if v in seen and v not in dup:
+            dup.append(v)
+        seen.add(v)
+    return dup
 
 
 @dataclass(frozen=True)
@@ -71,7 +113,7 @@ class RunSpec:
     save_sr: bool = False
     data_root: str | None = None
     limit: int | None = None  # only the first N images (sorted by id) of each dataset: quick runs
-
+    max_pixels: int | None = None  # refuse images above this many pixels (None: bench.io's default; 0: none)
 
     def __post_init__(self) -> None:
         for name in ("datasets", "scales", "methods", "metrics"):
@@ -83,9 +125,14 @@ class RunSpec:
         get_protocol(self.protocol)
         if self.limit is not None and (isinstance(self.limit, bool) or not isinstance(self.limit, int) or self.limit < 1):
             raise SrbenchError(f"limit must be a positive integer, got {self.limit!r}")
-        labels = [m.label for m in self.methods]
-        if len(set(labels)) != len(labels):
-            raise SrbenchError(f"method labels must be unique, got {labels}")
+        if self.max_pixels is not None and (isinstance(self.max_pixels, bool) or not isinstance(self.max_pixels, int)
+                                            or self.max_pixels < 0):
+            raise SrbenchError(f"max_pixels must be a number of pixels (0 for no limit), got {self.max_pixels!r}")
+        for what, values in (("dataset", self.datasets), ("scale", self.scales), ("metric", self.metrics),
+                             ("method label", [m.label for m in self.methods])):
+            if dup := _duplicates(values):
+                extra = " (give one a different label: { name = ..., label = ... })" if what == "method label" else ""
+                raise SrbenchError(f"{what} {', '.join(map(repr, dup))} is given twice in the run spec{extra}")
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], source: str = "spec") -> "RunSpec":
@@ -95,14 +142,30 @@ class RunSpec:
         for key in ("datasets", "scales", "methods"):
             if key not in data:
                 raise SrbenchError(f"{source}: the key {key!r} is missing")
-        scales = tuple(int(str(s).lower().lstrip("x")) if isinstance(s, str) else s for s in data["scales"])
-        return cls(
-            datasets=tuple(data["datasets"]), scales=scales,
-            methods=tuple(MethodSpec.parse(m) for m in data["methods"]),
-            metrics=tuple(data.get("metrics", ("psnr", "ssim"))), protocol=data.get("protocol", DEFAULT_PROTOCOL),
-            seed=int(data.get("seed", 0)), device=str(data.get("device", "auto")),
-            save_sr=bool(data.get("save_sr", False)), data_root=data.get("data_root"), limit=data.get("limit"),
-        )
+        if not isinstance(data["scales"], list):
+            raise SrbenchError(f"{source}: scales must be a list of integers like [2, 4], got {data['scales']!r} "
+                               f"({_type_name(data['scales'])})")
+        if not isinstance(data["methods"], list):
+            raise SrbenchError(f"{source}: methods must be a list of names or tables, got {data['methods']!r}")
+        opt = {k: data[k] for k in ("limit", "max_pixels") if k in data}
+        for k, v in opt.items():
+            _typed(source, k, v, int, "an integer")
+        if "data_root" in data:
+            _typed(source, "data_root", data["data_root"], str, "a folder path (text)")
+        try:
+            return cls(
+                datasets=_names(source, "datasets", data["datasets"]),
+                scales=tuple(_scale(source, s) for s in data["scales"]),
+                methods=tuple(MethodSpec.parse(m) for m in data["methods"]),
+                metrics=_names(source, "metrics", data.get("metrics", ["psnr", "ssim"])),
+                protocol=_typed(source, "protocol", data.get("protocol", DEFAULT_PROTOCOL), str, "a protocol name"),
+                seed=_typed(source, "seed", data.get("seed", 0), int, "an integer"),
+                device=_typed(source, "device", data.get("device", "auto"), str, "a device name like \"cpu\""),
+                save_sr=_typed(source, "save_sr", data.get("save_sr", False), bool, "true or false"),
+                data_root=data.get("data_root"), **opt,
+            )
+        except SrbenchError as e:
+            raise e if str(e).startswith(source) else SrbenchError(f"{source}: {e}") from None
 
     @classmethod
     def from_toml(cls, path: str | Path) -> "RunSpec":
@@ -111,6 +174,8 @@ class RunSpec:
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["methods"] = [asdict(m) for m in self.methods]
+        if d["max_pixels"] is None:  # keeps the digest of default run folders as it was before the key
+            del d["max_pixels"]
         return d
 
 

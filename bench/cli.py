@@ -61,18 +61,31 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--out", type=Path, help="run folder (default runs/<name>); a rerun resumes it")
     r.add_argument("--offline", action="store_true",
                    help="never fetch missing pretrained assets (also SRBENCH_OFFLINE=1); their cells are 'unavailable'")
+    r.add_argument("--max-pixels", type=int, default=None,
+                   help="refuse images above this many pixels (default 64000000; 0: no limit; also SRBENCH_MAX_PIXELS)")
+    retry = r.add_mutually_exclusive_group()
+    retry.add_argument("--retry-errors", action="store_true",
+                       help="compute again every row that is not ok (errors caused by the input or the method "
+                            "included); by default a rerun retries only what the environment caused")
+    retry.add_argument("--no-retry", action="store_true",
+                       help="reuse every finished cell as it is (no retry of missing, unavailable or failed rows)")
     r.add_argument("--no-progress", action="store_true", help="no progress bars")
     r.add_argument("--no-report", action="store_true", help="do not print the leaderboard at the end")
 
-    ls = sub.add_parser("list", help="list datasets, methods or metrics")
+    ls = sub.add_parser("list", help="list datasets, methods or metrics",
+                        description="List what srbench knows. For datasets, each line ends with its local copy: "
+                                    "the folder it was found in and its HR images per layout against the "
+                                    "manifest's count (or where it was looked for).")
     ls.add_argument("what", choices=["datasets", "methods", "metrics"])
+    ls.add_argument("--data-root", help="with datasets: folder(s) to look in first, separated by "
+                                        "':' (then SRBENCH_DATA, then the cache)")
 
     d = sub.add_parser("data", help="fetch or check a dataset")
     dsub = d.add_subparsers(dest="action", required=True, parser_class=_Parser)
     for action, helptext in (("fetch", "download/prepare a dataset into the data root"),
                              ("check", "verify a dataset's image count (and sha256 where listed)")):
-        a = dsub.add_parser(action, help=helptext)
-        a.add_argument("name")
+        a = dsub.add_parser(action, help=helptext, description=helptext[0].upper() + helptext[1:] + ".")
+        a.add_argument("name", help="a dataset name (srbench list datasets)")
         a.add_argument("--data-root", help="data root (default SRBENCH_DATA or the cache)")
 
     a = sub.add_parser("assets", help="list, fetch, verify or locate pretrained files (weights, parameters)")
@@ -94,7 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_score_parser(sub)
 
     rep = sub.add_parser("report", help="leaderboard report (tables, plots, HTML) of run folders, or --compare two",
-                         description="Tables with 95%% bootstrap intervals (Markdown, CSV, LaTeX, HTML), plots "
+                         description="Tables with 95% bootstrap intervals (Markdown, CSV, LaTeX, HTML), plots "
                                      "(PNG + SVG) and a self-contained index.html in reports/<name>/.")
     rep.add_argument("runs", nargs="+", type=Path, help="run folders (with --compare: OLD NEW)")
     rep.add_argument("--out", type=Path, help="output folder (default reports/<run name>)")
@@ -129,7 +142,7 @@ def _spec_from_args(args: argparse.Namespace):
     for key in ("metrics",):
         if getattr(args, key):
             changes[key] = tuple(getattr(args, key))
-    for key in ("protocol", "seed", "device", "data_root", "save_sr", "limit"):
+    for key in ("protocol", "seed", "device", "data_root", "save_sr", "limit", "max_pixels"):
         if getattr(args, key) is not None:
             changes[key] = getattr(args, key)
     return replace(spec, **changes) if changes else spec
@@ -152,29 +165,48 @@ def cmd_run(args: argparse.Namespace) -> int:
     out = args.out or _default_out(spec, args)
     print(f"srbench run -> {out}  ({len(spec.datasets)} datasets x {len(spec.scales)} scales x "
           f"{len(spec.methods)} methods; metrics {', '.join(spec.metrics)}; protocol {spec.protocol})", flush=True)
+    retry = "errors" if args.retry_errors else "none" if args.no_retry else "auto"
     results = Runner(spec, out, progress=False if args.no_progress else None,
-                     fetch=False if args.offline else None).run()
+                     fetch=False if args.offline else None, retry=retry).run()
     missing = [r for r in results if r.status in ("missing", "unavailable")]
     errors = sum(r.n_errors for r in results)
     if not args.no_report:
         print()
         print(render([out], with_reference=False))
     if missing or errors:
-        print(f"srbench: {len(missing)} cell(s) could not run and {errors} image error(s); see the lines marked !! "
-              f"and the notes above", file=sys.stderr)
+        print(_problems_line(missing, errors, out), file=sys.stderr)
         return 1
     return 0
 
 
-def cmd_list(args: argparse.Namespace) -> int:
-    if args.what == "datasets":
-        from .datasets import get_manifest, list_datasets
+def _problems_line(missing: list, errors: int, out: Path) -> str:
+    """The closing line of a run with problems: what went wrong, where each is shown, what to do."""
+    parts = []
+    if missing:
+        kinds = sorted({r.status.upper() for r in missing})
+        parts.append(f"{len(missing)} cell(s) could not run (the lines marked {' or '.join(kinds)} above)")
+    if errors:
+        parts.append(f"{errors} image(s) failed (the lines marked ERRORS above; each error row, with its "
+                     f"message, is in {out}/scores.parquet and in `srbench report {out}`)")
+    return "srbench: " + "; ".join(parts) + "; rerun the same command once fixed (finished cells are kept)"
 
+
+def cmd_list(args: argparse.Namespace) -> int:
+    if args.what != "datasets" and args.data_root:
+        raise SrbenchError(f"--data-root applies to `srbench list datasets` only, not to {args.what}")
+    if args.what == "datasets":
+        from .datasets import Dataset, get_manifest, list_datasets
+
+        rows = []
         for name in list_datasets():
             m = get_manifest(name)
             count = f"{m.count} images" if m.count else "size varies"
             source = "built in" if m.builtin else (f"hub {m.hub['repo']}" if m.hub else "manual download")
-            print(f"{name:<14} {m.title:<32} {count:<14} {source:<34} {m.licence}")
+            local = Dataset(name, args.data_root).local_copy().summary(m.count)  # where, and how complete
+            rows.append((name, m.title, count, source, m.licence, local))
+        widths = [max(len(r[i]) for r in rows) for i in range(5)]
+        for r in rows:
+            print("  ".join(c.ljust(w) for c, w in zip(r, widths)) + "  " + r[5])
     elif args.what == "methods":
         import sr_methods
 
@@ -206,8 +238,7 @@ def cmd_data(args: argparse.Namespace) -> int:
         print(f"!! {p}")
     if problems:
         return 1
-    scale = ds.manifest.scales[0] if ds.manifest.scales else 4
-    print(f"{args.name}: ok, {len(ds.items(scale))} images in {ds.root()}")
+    print(f"{args.name}: ok, {len(ds.items(ds.check_scale()))} images in {ds.root()}")
     return 0
 
 
@@ -295,7 +326,9 @@ def _compare(args: argparse.Namespace) -> int:
     df = compare_runs(old, new)
     md = compare_markdown(df, old, new)
     (out / "compare.md").write_text(md)
-    df.to_csv(out / "compare.csv", index=False)
+    from .io import write_csv
+
+    write_csv(df, out / "compare.csv")
     if not args.no_html:
         body = []
         for metric, g in df.groupby("metric", sort=False):
@@ -317,17 +350,42 @@ def _compare(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    from .iqa_cli import cmd_iqa
-    from .score import cmd_score
+    """The ``srbench`` entry point: parses, runs one subcommand, returns the exit status.
 
-    handler = {"run": cmd_run, "list": cmd_list, "data": cmd_data, "report": cmd_report, "iqa": cmd_iqa, "score": cmd_score,
-               "assets": cmd_assets}[args.command]
+    Whatever happens after this function starts is one line, never a traceback: a user error
+    (exit 2), Ctrl-C while parsing, importing or running (exit 130), and a reader that has gone
+    (``srbench list datasets | head -1``: quiet, exit 1, Python's recipe for SIGPIPE).
+    """
+    command = None
     try:
-        return handler(args)
-    except SrbenchError as e:
-        print(f"srbench: error: {e}", file=sys.stderr)
-        return 2
+        try:
+            args = build_parser().parse_args(argv)
+            from .iqa_cli import cmd_iqa
+            from .score import cmd_score
+
+            handler = {"run": cmd_run, "list": cmd_list, "data": cmd_data, "report": cmd_report, "iqa": cmd_iqa,
+                       "score": cmd_score, "assets": cmd_assets}[args.command]
+            command = args.command
+            code = handler(args)
+        except SrbenchError as e:
+            print(f"srbench: error: {e}", file=sys.stderr)
+            code = 2
+        except SystemExit:  # --help or a usage error: argparse has printed; flush while we can catch EPIPE
+            sys.stdout.flush()
+            raise
+        sys.stdout.flush()  # a reader that has gone shows here at the latest, not at interpreter exit
+        return code
     except KeyboardInterrupt:
-        print("srbench: interrupted; finished images are saved, rerun the same command to resume", file=sys.stderr)
+        after = "; finished images are saved, rerun the same command to resume" if command == "run" else ""
+        print(f"srbench: interrupted{after}", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # https://docs.python.org/3/library/signal.html#note-on-sigpipe: point stdout at devnull so
+        # that the interpreter's final flush does not fail again, and exit quietly
+        import os
+
+        try:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        except (OSError, ValueError):  # no file descriptor behind sys.stdout (tests, embedding)
+            pass
+        return 1

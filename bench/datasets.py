@@ -19,10 +19,25 @@ Layout keys (paths relative to the dataset folder, ``*`` globs; ``{scale}`` is t
 - ``lr``: for real LR/HR pairs, the LR file of each image, with ``{id}`` and ``{scale}``.
 - ``id_regex``: a regular expression with a group ``id`` that turns an HR file stem into the image
   id (default: the stem).
+
+Which HR files serve a scale, and why (Set5, Set14, Urban100 list ``["HR/*", "HR_mod{mod}/*"]``):
+``HR/`` holds the uncropped originals and serves every scale (the ``xN`` degradation crops each image
+to a multiple of N first, as the benchmarks do). Without ``HR/``, an ``HR_mod<N>/`` copy serves the
+scales that N divides. A scale that no copy serves (x5 beside ``HR_mod2/3/4`` only) is refused with
+one line saying so (`ScaleNotServedError`), not served by cropping ``HR_mod4`` further: a copy
+cropped to a multiple of 4 may already lack rows and columns that the originals cropped to a
+multiple of 5 keep (Set14 ``comic``, 250 px wide: 248 in ``HR_mod4``, so 245 instead of 250 at
+x5), and scores on a smaller image are not the benchmark's.
+
+Every image id (after ``id_regex``) is unique within a dataset, and every entry that looks like an
+image or a folder of the layout can be read: two files with one id (``a.png`` and ``a.bmp``), a
+symbolic link loop or a broken link raise `DatasetContentError` (one line naming the files) when
+the items are listed, before anything is scored; nothing is skipped in silence.
 """
 
 from __future__ import annotations
 
+import errno
 import fnmatch
 import json
 import os
@@ -34,7 +49,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-from iqa.assets import cache_root, sha256_file
+from iqa.assets import cache_root, one_line, sha256_file
 from iqa.errors import SrbenchError, UnknownNameError
 
 from .io import IMAGE_EXTENSIONS, build_dir
@@ -47,6 +62,19 @@ else:  # pragma: no cover
 
 class DatasetMissingError(SrbenchError):
     """A dataset whose files are not where they were looked for."""
+
+
+class ScaleNotServedError(DatasetMissingError):
+    """A dataset that is present, but none of whose HR copies serves the scale asked for."""
+
+
+class DatasetContentError(SrbenchError):
+    """A dataset whose files are present but cannot be used as they are (two images with one id,
+    a symbolic link loop, a broken link): the user must repair the folder; never skipped."""
+
+
+class FetchError(SrbenchError):
+    """A dataset that could not be downloaded (no network, offline mode, a hub error)."""
 
 
 def manifest_dirs() -> list[Path]:
@@ -120,10 +148,43 @@ class Manifest:
         return [hr] if isinstance(hr, str) else list(hr)
 
     def layout_text(self) -> str:
-        parts = [f"hr={' or '.join(self.hr_patterns())}"]
+        """The layout for people: ``{mod}``, ``{scale}`` and ``{id}`` read as ``<N>``, ``<scale>``, ``<id>``."""
+        def show(pattern: str) -> str:
+            return pattern.replace("{mod}", "<N>").replace("{scale}", "<scale>").replace("{id}", "<id>")
+
+        parts = [f"hr={' or '.join(show(p) for p in self.hr_patterns())}"]
+        if any("{mod}" in p for p in self.hr_patterns()):
+            parts[0] += " (<N>: a copy cropped to a multiple of N, for the scales that are multiples of N)"
         if "lr" in self.layout:
-            parts.append(f"lr={self.layout['lr']}")
+            parts.append(f"lr={show(self.layout['lr'])}")
+        if self.captions:
+            parts.append(f"captions={self.captions}")
         return ", ".join(parts)
+
+
+@dataclass(frozen=True)
+class LocalCopy:
+    """What `Dataset.local_copy` found: the folder (None when absent), the folders searched, the
+    HR images per layout (``("HR_mod4", 5)``, ``("x4", 30)``, ``("HR", 100)``), and a problem
+    (a symbolic link loop, a package not installed) or None."""
+
+    folder: Path | None
+    searched: list[Path]
+    counts: list[tuple[str, int]]
+    problem: str | None
+
+    def summary(self, expected: int | None) -> str:
+        """One line: ``/data/set5: HR_mod2 5/5, HR_mod4 5/5``, ``... HR 3/100 (partial copy)``,
+        ``not found (searched ...)`` or the problem."""
+        if self.problem:
+            return f"problem: {self.problem}"
+        if self.folder is None:
+            return f"not found (searched {', '.join(str(d) for d in self.searched)})"
+        found = [(label, n) for label, n in self.counts if n]
+        parts = [" ".join(x for x in (label, f"{n}/{expected}" if expected else f"{n} images") if x)
+                 for label, n in found]
+        partial = expected and max((n for _, n in found), default=0) < expected
+        return f"{self.folder}: {', '.join(parts) or 'no images'}{' (partial copy)' if partial else ''}"
 
 
 def _all_manifests() -> dict[str, Manifest]:
@@ -160,8 +221,49 @@ class ImageItem:
     meta: tuple[tuple[str, str], ...] = ()
 
 
-def _is_image(p: Path) -> bool:
-    return p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS and not p.name.startswith(".")
+def _looks_like_image(p: Path) -> bool:
+    return p.suffix.lower() in IMAGE_EXTENSIONS and not p.name.startswith(".")
+
+
+def _link_problem(path: Path) -> str | None:
+    """Why the symbolic link ``path`` cannot be followed (a loop, a missing target); None when it
+    can, or when ``path`` is no link."""
+    if not path.is_symlink():
+        return None
+    try:
+        os.stat(path)
+        return None
+    except OSError as e:
+        try:
+            target = os.readlink(path)
+        except OSError:  # pragma: no cover - removed meanwhile
+            target = "?"
+        if e.errno == errno.ELOOP:
+            return f"{path}: symbolic link loop (it points to {target}, which leads back to it)"
+        if e.errno in (errno.ENOENT, errno.ENOTDIR):
+            return f"{path}: broken symbolic link (its target {target} does not exist)"
+        return f"{path}: cannot follow the symbolic link to {target} ({e.strerror or e})"
+
+
+def _check_link(path: Path, folder: bool = False) -> None:
+    """Raise `DatasetContentError` for a link that cannot be followed, or a folder link that points
+    to a folder containing it (walking it would visit the same files again, without end)."""
+    problem = _link_problem(path)
+    if problem is None and folder and path.is_symlink() and path.is_dir():
+        real, parent = path.resolve(), path.parent.resolve()
+        if real == parent or real in parent.parents:
+            problem = f"{path}: symbolic link loop (it points to {os.readlink(path)}, a folder that contains it)"
+    if problem:
+        raise DatasetContentError(f"{problem}; remove the link or point it at the real files")
+
+
+def _list_folder(folder: Path) -> list[Path]:
+    try:
+        return sorted(folder.iterdir())
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    except OSError as e:
+        raise DatasetContentError(f"{folder}: cannot list the folder ({e.strerror or e})") from None
 
 
 class Dataset:
@@ -197,6 +299,7 @@ class Dataset:
         """The first candidate folder that holds the dataset's HR images."""
         dirs = self.candidate_dirs()
         for d in dirs:
+            _check_link(d)
             if d.is_dir() and any(self._glob(d, p.replace("{mod}", "*").replace("{scale}", "*"))
                                   for p in self.manifest.hr_patterns()):
                 return d
@@ -213,29 +316,50 @@ class Dataset:
             f"{how}, or point --data-root/SRBENCH_DATA at a folder that holds {m.folder}/"
         )
 
+    def _dirs(self, root: Path, sub: str) -> list[Path]:
+        """The folders below ``root`` that the relative path ``sub`` (parts may hold ``*?[``
+        wildcards) names. Walked one level at a time, never deeper than ``sub`` says; a link on
+        the way that cannot be followed, or that loops, raises `DatasetContentError`."""
+        dirs = [root]
+        for part in (p for p in sub.split("/") if p):
+            found = []
+            for d in dirs:
+                if any(c in part for c in "*?["):
+                    candidates = [e for e in _list_folder(d) if fnmatch.fnmatch(e.name, part)]
+                else:
+                    candidates = [d / part]
+                for c in candidates:
+                    _check_link(c, folder=True)
+                    if c.is_dir():
+                        found.append(c)
+            dirs = found
+        return dirs
+
     def _glob(self, root: Path, pattern: str) -> list[Path]:
-        if "/" in pattern:
-            sub, _, pat = pattern.rpartition("/")
-            dirs = sorted(root.glob(sub)) if any(c in sub for c in "*?[") else [root / sub]
-        else:
-            dirs, pat = [root], pattern
+        sub, _, pat = pattern.rpartition("/")
+        wanted = set(self.manifest.builtin["files"]) if "files" in (self.manifest.builtin or {}) else None
         files = []
-        for d in dirs:
-            if d.is_dir():
-                files += [p for p in d.iterdir() if _is_image(p) and fnmatch.fnmatch(p.name, pat)]
-        if "files" in (self.manifest.builtin or {}):
-            wanted = set(self.manifest.builtin["files"])
-            files = [p for p in files if p.name in wanted]
+        for d in self._dirs(root, sub):
+            for p in _list_folder(d):
+                if not _looks_like_image(p) or not fnmatch.fnmatch(p.name, pat) or (wanted and p.name not in wanted):
+                    continue
+                _check_link(p)  # an image entry that cannot be read is named, never skipped
+                if p.is_file():
+                    files.append(p)
         return sorted(files)
+
+    def _mod_copies(self, root: Path, pattern: str) -> list[int]:
+        """The N of every ``HR_mod<N>`` folder present for a ``{mod}`` pattern, ascending."""
+        head = pattern.split("/")[0]
+        regex = re.escape(head).replace(r"\{mod\}", r"(\d+)")
+        mods = {int(m.group(1)) for d in self._dirs(root, head.replace("{mod}", "*"))
+                if (m := re.fullmatch(regex, d.name)) and int(m.group(1)) > 0}
+        return sorted(mods)
 
     def _hr_files(self, root: Path, scale: int) -> tuple[list[Path], int]:
         for pattern in self.manifest.hr_patterns():
             if "{mod}" in pattern:
-                mods = []
-                for d in root.glob(pattern.split("/")[0].replace("{mod}", "*")):
-                    match = re.fullmatch(re.escape(pattern.split("/")[0]).replace(r"\{mod\}", r"(\d+)"), d.name)
-                    if match and scale % int(match.group(1)) == 0:
-                        mods.append(int(match.group(1)))
+                mods = [mod for mod in self._mod_copies(root, pattern) if scale % mod == 0]
                 for mod in sorted(mods, reverse=True):
                     files = self._glob(root, pattern.replace("{mod}", str(mod)).replace("{scale}", str(scale)))
                     if files:
@@ -287,12 +411,16 @@ class Dataset:
         root = self.root()
         files, mod = self._hr_files(root, scale)
         if not files:
-            raise self.missing_error([root], f"no HR images for x{scale}")
+            raise ScaleNotServedError(self._no_copy_message(root, scale))
         captions = self._captions(root)
         metadata = self._metadata(root)
         items = []
+        seen: dict[str, Path] = {}
         for hr in files:
             image_id = self._image_id(hr)
+            if image_id in seen:  # checked over the whole dataset, whatever subset is asked for
+                raise DatasetContentError(self._duplicate_message(image_id, seen[image_id], hr))
+            seen[image_id] = hr
             lr = None
             if m.kind == "paired":
                 lr = root / m.layout["lr"].format(id=image_id, scale=scale)
@@ -312,13 +440,91 @@ class Dataset:
             raise UnknownNameError(f"subset of {m.name!r}", self.subset, known)
         return items
 
+    def _no_copy_message(self, root: Path, scale: int) -> str:
+        """Why a dataset that is present has no HR images for ``scale``, and what to add (one line)."""
+        m = self.manifest
+        why, add = [], []
+        for pattern in m.hr_patterns():
+            wanted = pattern.replace("{mod}", str(scale)).replace("{scale}", str(scale))
+            add.append(wanted)
+            if "{mod}" not in pattern:
+                note = " (the uncropped originals, which serve every scale)" if "{scale}" not in pattern else ""
+                why.append(f"nothing matches {wanted}{note}")
+                continue
+            mods = self._mod_copies(root, pattern)
+            head = pattern.split("/")[0]
+            if not mods:
+                why.append(f"there is no {head.replace('{mod}', str(scale))}/ copy")
+                continue
+            names = ", ".join(head.replace("{mod}", str(n)) + "/" for n in mods)
+            numbers = " or ".join(", ".join(map(str, mods)).rsplit(", ", 1))
+            why.append(f"{names} {'are copies' if len(mods) > 1 else 'is a copy'} cropped to a multiple of {numbers}, "
+                       f"serving only scales that are multiples of {'those' if len(mods) > 1 else 'it'} (cropping one "
+                       f"further to a multiple of {scale} can drop rows and columns that the originals keep)")
+        lr = f" with their LR files {m.layout['lr'].format(id='<id>', scale=scale)}" if "lr" in m.layout else ""
+        return (f"dataset {m.name!r} has no HR images for x{scale} in {root}: {'; '.join(why)}; "
+                f"add {' or '.join(dict.fromkeys(add))}{lr} there")
+
+    def _duplicate_message(self, image_id: str, first: Path, second: Path) -> str:
+        same = " (the same file, reached through a symbolic link)" if first.resolve() == second.resolve() else ""
+        return (f"dataset {self.manifest.name!r}: two images have the id {image_id!r}: {first} and {second}{same}; "
+                f"image ids (file names without the extension) must be unique in a dataset: remove or rename one")
+
+    # -- what is there ---------------------------------------------------------------------------
+    def local_copy(self) -> LocalCopy:
+        """Where the dataset is found and how many HR images each layout holds (for `srbench list`).
+        Never raises for a dataset that is absent or broken: that is part of the answer."""
+        m = self.manifest
+        try:
+            searched = self.candidate_dirs()
+        except SrbenchError as e:  # a built-in dataset whose package is not installed
+            return LocalCopy(None, [], [], str(e))
+        try:
+            root = self.root()
+        except DatasetMissingError:
+            return LocalCopy(None, searched, [], None)
+        except SrbenchError as e:
+            return LocalCopy(None, searched, [], str(e))
+        counts: list[tuple[str, int]] = []
+        try:
+            for pattern in m.hr_patterns():
+                if "{mod}" in pattern:
+                    for mod in self._mod_copies(root, pattern):
+                        counts.append((pattern.split("/")[0].replace("{mod}", str(mod)),
+                                       len(self._glob(root, pattern.replace("{mod}", str(mod))))))
+                elif "{scale}" in pattern:
+                    for scale in m.scales or ():
+                        counts.append((f"x{scale}", len(self._glob(root, pattern.replace("{scale}", str(scale))))))
+                else:
+                    sub = pattern.rpartition("/")[0]
+                    counts.append((sub if "*" not in sub else pattern, len(self._glob(root, pattern))))
+        except SrbenchError as e:
+            return LocalCopy(root, searched, counts, str(e))
+        return LocalCopy(root, searched, counts, None)
+
     # -- checking --------------------------------------------------------------------------------
+    def check_scale(self) -> int:
+        """The scale whose images `check` counts: of the manifest's scales (real pairs) or x4, x3,
+        x2 (what ``HR/`` or the usual ``HR_mod<N>/`` copies serve), the one with the most images,
+        so that a copy with pairs at x4 only is a partial copy, not a missing one; the first scale
+        when none has images (its error then says what is missing)."""
+        scales = self.manifest.scales or (4, 3, 2)
+        best, most = scales[0], -1
+        for scale in scales:
+            try:
+                n = len(self.items(scale))
+            except ScaleNotServedError:
+                continue
+            if n > most:
+                best, most = scale, n
+        return best
+
     def check(self) -> list[str]:
         """Problems found (count mismatch, sha256 mismatch); empty when the dataset is complete."""
         m = self.manifest
         root = self.root()
         problems = []
-        scale = m.scales[0] if m.scales else 4
+        scale = self.check_scale()
         n = len(self.items(scale))
         if m.count is not None and n != m.count:
             problems.append(f"{root}: {n} images found for x{scale}, the manifest expects {m.count}")
@@ -335,11 +541,82 @@ class Dataset:
 # Fetching from the Hugging Face hub
 
 
-def _hub_download(repo: str, filename: str, revision: str | None) -> Path:
-    """Download one file of a hub dataset repository (cached by huggingface_hub)."""
-    from huggingface_hub import hf_hub_download
+_TRUE = ("1", "ON", "YES", "TRUE")  # what huggingface_hub and datasets read as "on"
 
-    return Path(hf_hub_download(repo_id=repo, filename=filename, repo_type="dataset", revision=revision))
+
+def _hub_endpoint() -> str:
+    return os.environ.get("HF_ENDPOINT", "https://huggingface.co").rstrip("/")
+
+
+def _offline_setting(*names: str) -> str | None:
+    """``"HF_HUB_OFFLINE=1"`` when one of the variables ``names`` switches offline mode on."""
+    for name in names:
+        if os.environ.get(name, "").strip().upper() in _TRUE:
+            return f"{name}={os.environ[name]}"
+    return None
+
+
+def _network_problem(url: str, timeout: float = 5.0) -> str:
+    """``""`` when a TCP connection to ``url``'s host (or to the proxy that serves it) opens within
+    about ``timeout`` seconds, else why not, e.g. ``"huggingface.co: Name or service not known"``.
+    A few seconds instead of the hub client's minute of retries; a hanging name lookup is cut off
+    too (the probe runs in a daemon thread)."""
+    import socket
+    import threading
+    import urllib.request
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    host, port = parts.hostname, parts.port or (80 if parts.scheme == "http" else 443)
+    if not host:
+        return ""
+    proxy = urllib.request.getproxies().get(parts.scheme)
+    if proxy and not urllib.request.proxy_bypass(host):
+        p = urlsplit(proxy if "://" in proxy else f"http://{proxy}")
+        if p.hostname:
+            host, port = p.hostname, p.port or (443 if p.scheme == "https" else 80)
+    answer: list[str] = []
+
+    def probe() -> None:
+        try:
+            socket.create_connection((host, port), timeout=timeout).close()
+            answer.append("")
+        except OSError as e:
+            answer.append(f"{host}: {one_line(e.strerror or e, 120)}")
+
+    thread = threading.Thread(target=probe, name="srbench-network-probe", daemon=True)
+    thread.start()
+    thread.join(timeout + 1.0)
+    return answer[0] if answer else f"{host}: no answer within {timeout:.0f} s"
+
+
+def _require_network(what: str, *offline_vars: str) -> None:
+    """Raise `FetchError` at once when offline mode is on or the hub cannot be reached."""
+    setting = _offline_setting(*offline_vars)
+    if setting:
+        raise FetchError(f"offline mode is on ({setting}) and {what} is not in the Hugging Face cache")
+    problem = _network_problem(_hub_endpoint())
+    if problem:
+        raise FetchError(f"the network is unreachable ({problem})")
+
+
+def _hub_download(repo: str, filename: str, revision: str | None) -> Path:
+    """Download one file of a hub dataset repository (cached by huggingface_hub); no network, or
+    offline mode, raises `FetchError` at once (unless the file is in the hub cache already)."""
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub.errors import EntryNotFoundError
+
+    kw = {"repo_id": repo, "filename": filename, "repo_type": "dataset", "revision": revision}
+    errors = (OSError, ValueError, EntryNotFoundError)  # HTTP errors, connection lost, bad repo id, not cached
+    try:
+        return Path(hf_hub_download(**kw, local_files_only=True))  # in the cache: no network needed
+    except errors:  # not in the cache: ask the hub below
+        pass
+    _require_network(filename, "HF_HUB_OFFLINE")
+    try:
+        return Path(hf_hub_download(**kw))
+    except errors as e:
+        raise FetchError(f"downloading {filename} failed ({one_line(e, 200)})") from None
 
 
 def _extract_images(archive: Path, dest: Path) -> int:
@@ -369,7 +646,10 @@ def _fetch_archives(hub: dict[str, Any], target: Path, download: Callable[..., P
     n = 0
     for subdir, filename in hub["files"].items():
         archive = download(hub["repo"], filename, hub.get("revision"))
-        n += _extract_images(archive, target / subdir)
+        try:
+            n += _extract_images(archive, target / subdir)
+        except (tarfile.TarError, zipfile.BadZipFile, EOFError) as e:
+            raise SrbenchError(f"{archive}: not a readable archive ({one_line(e, 120)}); delete it and fetch again") from None
     return n
 
 
@@ -377,8 +657,15 @@ def _fetch_datasets(hub: dict[str, Any], target: Path, name: str) -> int:
     """Materialise a Hugging Face ``datasets`` split as image files (original bytes, no re-encoding)."""
     import datasets as hf_datasets
 
-    ds = hf_datasets.load_dataset(hub["repo"], name=hub.get("config"), split=hub.get("split", "train"),
-                                  revision=hub.get("revision"))
+    if not Path(hub["repo"]).expanduser().exists() and not _offline_setting("HF_DATASETS_OFFLINE", "HF_HUB_OFFLINE"):
+        problem = _network_problem(_hub_endpoint())  # a hub repository, not a local copy
+        if problem:
+            raise FetchError(f"the network is unreachable ({problem})")
+    try:
+        ds = hf_datasets.load_dataset(hub["repo"], name=hub.get("config"), split=hub.get("split", "train"),
+                                      revision=hub.get("revision"))
+    except (OSError, ValueError) as e:  # not found, offline without a cached copy, HTTP errors
+        raise FetchError(f"loading it failed ({one_line(e, 200)})") from None
     column = hub.get("image_column", "image")
     if column not in ds.column_names:
         raise SrbenchError(f"hub dataset {hub['repo']!r} has no image column {column!r} (columns: {ds.column_names})")
@@ -431,6 +718,14 @@ def fetch(name: str, data_root: str | Path | None = None,
     kind = m.hub.get("kind", "datasets")
     if kind not in ("archive", "datasets"):
         raise SrbenchError(f"{m.path}: hub kind must be 'archive' or 'datasets', got {kind!r}")
-    with build_dir(target, m.folder) as tmp:
-        n = _fetch_archives(m.hub, tmp, download) if kind == "archive" else _fetch_datasets(m.hub, tmp, m.name)
+    try:
+        with build_dir(target, m.folder) as tmp:
+            n = _fetch_archives(m.hub, tmp, download) if kind == "archive" else _fetch_datasets(m.hub, tmp, m.name)
+    except FetchError as e:
+        repo = m.hub["repo"]
+        source = (f"the local copy {repo}" if Path(repo).expanduser().exists()
+                  else f"the Hugging Face hub dataset {repo} ({_hub_endpoint()}/datasets/{repo})")
+        raise FetchError(f"cannot fetch dataset {m.name!r} from {source}: {e}; to place it by hand, get the images "
+                         f"(from that page or {m.homepage}) into {target}/ with the layout {m.layout_text()}, then "
+                         f"check it with `srbench data check {m.name}`") from None
     return target, n

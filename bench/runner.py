@@ -37,7 +37,7 @@ import iqa
 from iqa.errors import SrbenchError
 from iqa.protocols import get_protocol
 
-from .datasets import Dataset, DatasetMissingError, ImageItem
+from .datasets import Dataset, DatasetContentError, DatasetMissingError, ImageItem
 from .degradations import Degradation, derive_seed, parse_degradation
 from .io import DiskFullError, ImageReadError, max_pixels, pixel_limit, read_image, read_image_gray, write_png
 from .spec import MethodSpec, RunSpec
@@ -171,11 +171,20 @@ def _cause(e: BaseException, default: str) -> str:
 
 
 def validate_names(spec: RunSpec) -> list[Dataset]:
-    """Every dataset, method (and its options) and metric of ``spec`` exists: checked before a run
-    folder is created, so a misspelt name leaves nothing behind. Returns the datasets."""
+    """Every dataset, method (and its options) and metric of ``spec`` exists, and no dataset
+    present holds two images with one id (or a link loop): checked before a run folder is
+    created, so a misspelt name leaves nothing behind. Returns the datasets."""
     import sr_methods
 
     datasets = [Dataset(name, spec.data_root) for name in spec.datasets]
+    for ds in datasets:
+        for scale in spec.scales:
+            try:
+                ds.items(scale)
+            except DatasetContentError:
+                raise
+            except SrbenchError:  # missing here: recorded as a 'missing' cell by the run
+                pass
     for m in spec.methods:
         info = sr_methods.method_info(m.name)
         sr_methods._check_options(m.name, info["options"], m.options)
@@ -345,9 +354,11 @@ class Runner:
             if ds.name not in self._said_missing:
                 self._said_missing.add(ds.name)
                 self.echo(f"!! {e}")
+            self._said_missing.add(missing)
         except SrbenchError as e:  # e.g. a paired dataset without pairs at this scale
             missing = str(e)
             self.echo(f"!! {ds.name} x{scale}: {e}")
+            self._said_missing.add(missing)
         for mspec in self.spec.methods:
             cell = Cell(self.out, ds.name, deg.key, mspec.label)
             fp = self._fingerprint(ds.name, deg, mspec)
@@ -475,6 +486,8 @@ class Runner:
                          n_inf={m: int(n) for m, n in ok.groupby("metric")["value"].agg(
                              lambda v: int(v.abs().eq(math.inf).sum())).items() if n})
         self.results.append(res)
+        if res.status == "missing" and res.message in self._said_missing:  # said in full on a !! line
+            res = CellResult(**{**res.__dict__, "message": "see the !! line above"})
         self.echo(format_cell(res))
 
 

@@ -1,7 +1,9 @@
 import hashlib
+import os
 import subprocess
 import sys
 import tarfile
+import time
 from pathlib import Path
 
 import pytest
@@ -200,3 +202,181 @@ def test_bad_manifest_keys_raise(tmp_path, monkeypatch):
     monkeypatch.setenv("SRBENCH_MANIFESTS", str(man))
     with pytest.raises(SrbenchError, match="unknown manifest keys \\['colour'\\]"):
         D.list_datasets()
+
+
+# -- issue 11: duplicate ids, symbolic link loops, scales without a copy, fetching offline, caches --
+
+
+def _hr(tmp_path: Path, *names: str, folder: str = "HR") -> Path:
+    hr = tmp_path / "set5" / folder
+    hr.mkdir(parents=True, exist_ok=True)
+    for i, name in enumerate(names):
+        Image.fromarray(photo(40, 40, i)).save(hr / name)
+    return hr
+
+
+def test_duplicate_image_id_is_one_line_naming_both_files(tmp_path):
+    hr = _hr(tmp_path, "a.png", "dupid.png", "dupid.bmp")
+    with pytest.raises(SrbenchError) as e:
+        D.Dataset("set5", tmp_path).items(4)
+    msg = str(e.value)
+    assert type(e.value).__name__ == "DatasetContentError"
+    assert "\n" not in msg and "'dupid'" in msg, msg
+    assert str(hr / "dupid.bmp") in msg and str(hr / "dupid.png") in msg, msg
+
+
+def test_ids_that_differ_only_in_unsafe_characters_are_distinct(tmp_path):
+    _hr(tmp_path, "a b.png", "a_b.png")
+    assert [it.id for it in D.Dataset("set5", tmp_path).items(4)] == ["a b", "a_b"]
+
+
+@pytest.mark.parametrize("make, needle", [
+    (lambda hr: (hr / "loop.png").symlink_to("loop.png"), "symbolic link loop"),
+    (lambda hr: ((hr / "x.png").symlink_to("y.png"), (hr / "y.png").symlink_to("x.png")), "symbolic link loop"),
+    (lambda hr: (hr / "gone.png").symlink_to(hr / "nowhere.png"), "broken symbolic link"),
+])
+def test_symlink_loop_or_broken_link_in_hr_folder_is_reported(tmp_path, make, needle):
+    hr = _hr(tmp_path, "a.png")
+    make(hr)
+    with pytest.raises(SrbenchError) as e:
+        D.Dataset("set5", tmp_path).items(4)
+    msg = str(e.value)
+    assert needle in msg and str(hr) in msg and "\n" not in msg, msg
+    assert type(e.value).__name__ == "DatasetContentError"
+
+
+def test_symlink_loop_of_folders_is_reported_not_walked(tmp_path, monkeypatch):
+    """Folders reached through wildcards (the ACDC layout): a link to a folder above it, or two
+    links to each other, is named, never silently skipped nor walked again."""
+    man = tmp_path / "manifests"
+    write_manifest(man, "deep-test", """
+        [layout]
+        hr = "frames/*/*/*"
+        """)
+    monkeypatch.setenv("SRBENCH_MANIFESTS", str(man))
+    frames = tmp_path / "data" / "deep-test" / "frames"
+    (frames / "fog" / "a").mkdir(parents=True)
+    Image.fromarray(photo(40, 40)).save(frames / "fog" / "a" / "f1.png")
+    assert [it.id for it in D.Dataset("deep-test", tmp_path / "data").items(4)] == ["f1"]
+    (frames / "fog" / "up").symlink_to("..")  # frames/fog/up -> frames: a loop
+    with pytest.raises(SrbenchError, match="symbolic link loop") as e:
+        D.Dataset("deep-test", tmp_path / "data").items(4)
+    assert str(frames / "fog" / "up") in str(e.value)
+    (frames / "fog" / "up").unlink()
+    (frames / "p").symlink_to("q")
+    (frames / "q").symlink_to("p")
+    with pytest.raises(SrbenchError, match="symbolic link loop") as e:
+        D.Dataset("deep-test", tmp_path / "data").items(4)
+    assert str(frames / "p") in str(e.value) or str(frames / "q") in str(e.value)
+
+
+def test_scale_without_a_cropped_copy_says_so_once_plainly(tmp_path):
+    """Only HR_mod{2,3,4} copies (the shared Set5 layout): x5 has no copy; the message says which
+    copies there are, why they are not cropped further, what to add, and never suggests a fetch."""
+    for mod in (2, 3, 4):
+        _hr(tmp_path, "a.png", folder=f"HR_mod{mod}")
+    with pytest.raises(D.DatasetMissingError) as e:
+        D.Dataset("set5", tmp_path).items(5)
+    msg = str(e.value)
+    assert "\n" not in msg and "{" not in msg and "fetch" not in msg and "not found" not in msg, msg
+    assert "x5" in msg and "HR_mod2" in msg and "HR_mod4" in msg and "HR_mod5" in msg and "HR/" in msg, msg
+    assert str(tmp_path / "set5") in msg and msg.count("x5") <= 2, msg
+
+
+def test_scale_without_a_cropped_copy_uses_the_originals(tmp_path):
+    """HR/ (the uncropped originals) serves any scale: the degradation crops it to a multiple of 5."""
+    import torch
+
+    from bench.degradations import parse_degradation
+    from bench.io import read_image
+
+    _hr(tmp_path, "a.png")
+    _hr(tmp_path, "a.png", folder="HR_mod4")
+    items = D.Dataset("set5", tmp_path).items(5)
+    assert [(it.hr.parent.name, it.hr_mod) for it in items] == [("HR", 1)]
+    hr, lr = parse_degradation("x5").apply(read_image(items[0].hr)[None])
+    assert hr.shape[-2:] == (40, 40) and lr.shape[-2:] == (8, 8) and isinstance(hr, torch.Tensor)
+
+
+def test_missing_dataset_message_has_no_unformatted_placeholders(tmp_path):
+    for name in ("set5", "realsr-canon"):
+        msg = str(D.Dataset(name, tmp_path).missing_error([tmp_path / name]))
+        assert "{" not in msg and "}" not in msg, msg
+    assert "HR_mod<N>/*" in str(D.Dataset("set5", tmp_path).missing_error([]))
+
+
+def test_fetch_offline_is_one_line_and_quick(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    start = time.monotonic()
+    with pytest.raises(SrbenchError) as e:
+        D.fetch("set5", tmp_path)
+    assert time.monotonic() - start < 10
+    msg = str(e.value)
+    assert "\n" not in msg and "eugenesiow/Set5" in msg and "HF_HUB_OFFLINE" in msg, msg
+    assert str(tmp_path / "set5") in msg and "HR/*" in msg, msg
+
+
+def test_fetch_with_network_unreachable_is_one_line_and_quick(tmp_path, monkeypatch):
+    """No offline setting, but no connection either (tests refuse every non-local connection):
+    one line at once, naming the source and the layout to place by hand, not minutes of retries."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "0")
+    monkeypatch.setenv("HF_ENDPOINT", "https://192.0.2.1")  # TEST-NET-1: no DNS, refused by conftest
+    start = time.monotonic()
+    with pytest.raises(SrbenchError) as e:
+        D.fetch("set5", tmp_path)
+    assert time.monotonic() - start < 10
+    msg = str(e.value)
+    assert "\n" not in msg and "unreachable" in msg and "eugenesiow/Set5" in msg and "192.0.2.1" in msg, msg
+    assert str(tmp_path / "set5") in msg and "HR/*" in msg, msg
+    start = time.monotonic()
+    with pytest.raises(SrbenchError) as e:
+        D.fetch("coco", tmp_path)  # the Hugging Face `datasets` path
+    assert time.monotonic() - start < 10 and "unreachable" in str(e.value) and "\n" not in str(e.value)
+
+
+def test_tests_never_touch_the_users_caches(tmp_path):
+    """conftest points every cache (Hugging Face hub and datasets, torch, XDG) into a temporary
+    folder before anything imports them; the libraries' own settings say so, and what `datasets`
+    writes while loading lands there."""
+    import huggingface_hub.constants as hub
+    import torch.hub
+
+    import datasets
+
+    caches = Path(os.environ["SRBENCH_TEST_CACHES"].split(":", 1)[1])  # set by conftest, before any import
+    user_hf = Path(os.environ["SRBENCH_TEST_USER_HF_HOME"])
+    paths = {"HF_HOME": hub.HF_HOME, "HF_HUB_CACHE": hub.HF_HUB_CACHE,
+             "HF_DATASETS_CACHE": datasets.config.HF_DATASETS_CACHE, "HF_MODULES_CACHE": datasets.config.HF_MODULES_CACHE,
+             "torch.hub": torch.hub.get_dir(), "XDG_CACHE_HOME": os.environ["XDG_CACHE_HOME"]}
+    for what, path in paths.items():
+        assert Path(path).resolve().is_relative_to(caches.resolve()), (what, path)
+        assert not Path(path).resolve().is_relative_to(user_hf.resolve()), (what, path)
+    datasets.Dataset.from_dict({"x": [1, 2]}).to_parquet(str(tmp_path / "t.parquet"))
+    loaded = datasets.load_dataset("parquet", data_files=str(tmp_path / "t.parquet"), split="train")
+    written = [Path(f["filename"]) for f in loaded.cache_files]
+    assert written and all(p.resolve().is_relative_to(caches.resolve()) for p in written), written
+
+
+def test_check_counts_the_scale_that_has_images(tmp_path, monkeypatch):
+    """A copy of a paired dataset with pairs at x4 only (the shared RealSR sample) is a partial
+    copy to report, not a missing dataset; likewise HR_mod3 copies alone."""
+    man = tmp_path / "manifests"
+    write_manifest(man, "pairs4-test", """
+        kind = "paired"
+        scales = [2, 4]
+        count = 2
+        [layout]
+        hr = "Test/{scale}/*_HR.png"
+        lr = "Test/{scale}/{id}_LR{scale}.png"
+        id_regex = "(?P<id>.+)_HR"
+        """)
+    monkeypatch.setenv("SRBENCH_MANIFESTS", str(man))
+    root = tmp_path / "data" / "pairs4-test" / "Test" / "4"
+    root.mkdir(parents=True)
+    Image.fromarray(photo(32, 32)).save(root / "c_0_HR.png")
+    Image.fromarray(photo(8, 8)).save(root / "c_0_LR4.png")
+    assert D.Dataset("pairs4-test", tmp_path / "data").check() == [
+        f"{tmp_path / 'data' / 'pairs4-test'}: 1 images found for x4, the manifest expects 2"]
+    _hr(tmp_path, "a.png", "b.png", "c.png", "d.png", "e.png", folder="HR_mod3")
+    assert D.Dataset("set5", tmp_path).check() == []

@@ -371,3 +371,32 @@ def test_closing_line_names_what_went_wrong_where(tmp_path):
     cells = [CellResult("set5", "x4", "m", "missing"), CellResult("set5", "x4", "n", "unavailable")]
     both = _problems_line(cells, 0, tmp_path)
     assert "2 cell(s) could not run" in both and "MISSING or UNAVAILABLE" in both and "image(s)" not in both
+
+
+def test_two_files_with_one_id_stop_the_run_before_it_starts(tmp_path, hr_dataset):
+    root = hr_dataset("dupid-test", {"dupid.png": photo(64, 64, 1)})
+    Image.fromarray(photo(64, 64, 2)).save(root / "dupid-test" / "HR" / "dupid.bmp")
+    with pytest.raises(SrbenchError, match="dupid"):
+        run(tmp_path / "r", spec(datasets=("dupid-test",), data_root=str(root)))
+    assert not (tmp_path / "r").exists()
+
+
+def test_ctrl_c_while_srbench_starts_is_one_line(tmp_path):
+    """SIGINT while `bench.cli` (and torch) are still being imported: one line, no traceback."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    repo = Path(__file__).resolve().parents[1]
+    for delay in (0.3, 1.0):
+        p = subprocess.Popen([sys.executable, "-m", "bench", "list", "methods"], cwd=repo, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.PIPE, env={**os.environ, "PYTHONPATH": str(repo)})
+        time.sleep(delay)
+        p.send_signal(signal.SIGINT)
+        err = p.communicate(timeout=60)[1].decode()
+        if p.returncode == 0:  # finished before the signal: nothing to check at this delay
+            continue
+        assert "Traceback" not in err and len(err.strip().splitlines()) <= 1, err
+        assert p.returncode in (130, -signal.SIGINT), (p.returncode, err)

@@ -2,7 +2,8 @@
 
 ``create_method(name, device=None, **options)`` builds a method by name; ``list_methods()`` lists
 the catalogue names; ``method_info(name)`` describes one without building it. Besides the
-catalogue, ``"spandrel:PATH"`` loads any checkpoint spandrel recognises. Every method maps float32
+catalogue, ``"spandrel:PATH"`` loads any checkpoint spandrel recognises and ``"cascade:A+B"`` runs
+methods one after the other (`sr_methods.cascade`). Every method maps float32
 RGB ``(B, 3, h, w)`` in ``[0, 1]`` to ``(B, 3, h*scale, w*scale)`` (see ``SRMethod``).
 
 Importing this package is cheap: no spandrel, no weights, no model is touched until a method is
@@ -22,10 +23,11 @@ from iqa.errors import SrbenchError
 from .base import SRMethod, UnsupportedScaleError
 from .catalogue import METHODS
 
-__all__ = ["METHODS", "SPANDREL_PREFIX", "SRMethod", "UnsupportedScaleError", "create_method", "list_methods",
+__all__ = ["CASCADE_PREFIX", "METHODS", "SPANDREL_PREFIX", "SRMethod", "UnsupportedScaleError", "create_method", "list_methods",
            "method_info"]
 
 SPANDREL_PREFIX = "spandrel:"
+CASCADE_PREFIX = "cascade:"
 
 
 def _spandrel_path(name: str) -> str | None:
@@ -63,6 +65,10 @@ def method_info(name: str) -> dict[str, Any]:
     networks architecture, weight file, sha256, licence and URL."""
     if not isinstance(name, str):
         raise SrbenchError(f"method name must be a string, got {name!r}")
+    if name.lower().startswith(CASCADE_PREFIX):
+        from . import cascade
+
+        return cascade.info(name)
     path = _spandrel_path(name)
     if path is not None:
         from .spandrel_adapter import build_from_path
@@ -83,11 +89,16 @@ def create_method(name: str, device: Any = None, **options: Any) -> SRMethod:
     if not isinstance(name, str):
         raise SrbenchError(f"method name must be a string, got {name!r}")
     path = _spandrel_path(name)
-    if path is not None:
+    if name.lower().startswith(CASCADE_PREFIX):
+        from . import cascade
+
+        _check_options(name, [], options)
+        method: SRMethod = cascade.build(name)
+    elif path is not None:
         from .spandrel_adapter import build_from_path
 
         _check_options(name, _options(build_from_path), options)
-        method: SRMethod = build_from_path(path, **options)
+        method = build_from_path(path, **options)
     else:
         entry = METHODS.get(name)
         factory = entry.resolve()

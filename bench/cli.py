@@ -51,6 +51,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--datasets", type=_csv, help="comma-separated dataset names (srbench list datasets)")
     r.add_argument("--scales", type=_scales, help="comma-separated scales, e.g. 2,4,8")
     r.add_argument("--methods", type=_csv, help="comma-separated methods, e.g. bicubic,spandrel:model.pth")
+    r.add_argument("--degradations", type=_csv,
+                   help="degradation families crossed with --scales (bicubic (default), realesrgan, bdn, dn) "
+                        "and/or full keys (x4, realesrgan-x4, dn-x8); with full keys only, --scales may be left out")
     r.add_argument("--metrics", type=_csv, help="comma-separated metrics (default psnr,ssim)")
     r.add_argument("--protocol", help="basicsr (default), pyiqa or rgb-noshave")
     r.add_argument("--seed", type=int, help="run seed (default 0)")
@@ -122,14 +125,17 @@ def build_parser() -> argparse.ArgumentParser:
 def _spec_from_args(args: argparse.Namespace):
     from .spec import DEMO_SPEC, MethodSpec, RunSpec
 
-    grid = any(getattr(args, k) is not None for k in ("datasets", "scales", "methods"))
+    grid = any(getattr(args, k) is not None for k in ("datasets", "scales", "methods", "degradations"))
     if args.spec:
         spec = RunSpec.from_toml(args.spec)
     elif grid:
-        missing = [k for k in ("datasets", "scales", "methods") if getattr(args, k) is None]
+        need = ("datasets", "methods") + (() if args.degradations else ("scales",))
+        missing = [k for k in need if getattr(args, k) is None]
         if missing:
-            raise SrbenchError(f"without --spec, give --datasets, --scales and --methods (missing: {', '.join(missing)})")
-        spec = RunSpec(tuple(args.datasets), tuple(args.scales), tuple(MethodSpec(m, m) for m in args.methods))
+            raise SrbenchError(f"without --spec, give --datasets, --scales (or --degradations) and --methods "
+                               f"(missing: {', '.join(missing)})")
+        spec = RunSpec(tuple(args.datasets), tuple(args.scales or ()), tuple(MethodSpec(m, m) for m in args.methods),
+                       degradations=tuple(args.degradations or ()))
     else:
         spec = DEMO_SPEC
     changes = {}
@@ -139,6 +145,8 @@ def _spec_from_args(args: argparse.Namespace):
         changes["scales"] = tuple(args.scales)
     if args.spec and args.methods:
         changes["methods"] = tuple(MethodSpec(m, m) for m in args.methods)
+    if args.spec and args.degradations:
+        changes["degradations"] = tuple(args.degradations)
     for key in ("metrics",):
         if getattr(args, key):
             changes[key] = tuple(getattr(args, key))

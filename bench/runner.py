@@ -38,7 +38,7 @@ from iqa.errors import SrbenchError
 from iqa.protocols import get_protocol
 
 from .datasets import Dataset, DatasetContentError, DatasetMissingError, ImageItem
-from .degradations import Degradation, derive_seed, parse_degradation
+from .degradations import Degradation, degradation_keys, derive_seed, parse_degradation
 from .io import DiskFullError, ImageReadError, max_pixels, pixel_limit, read_image, read_image_gray, write_png
 from .spec import MethodSpec, RunSpec
 from .store import (Cell, CorruptFileError, RunLock, atomic_write_json, atomic_write_parquet, env_error_cause,
@@ -178,7 +178,7 @@ def validate_names(spec: RunSpec) -> list[Dataset]:
 
     datasets = [Dataset(name, spec.data_root) for name in spec.datasets]
     for ds in datasets:
-        for scale in spec.scales:
+        for scale in sorted({parse_degradation(k).scale for k in degradation_keys(spec.degradations, spec.scales, False)}):
             try:
                 ds.items(scale)
             except DatasetContentError:
@@ -299,8 +299,8 @@ class Runner:
         self._metric_hashes = sha256_values(manifest["metric_weights"])
         self._method_hashes = {label: sha256_values(p) for label, p in manifest["weights"].items()}
         for ds in datasets:
-            for scale in self.spec.scales:
-                self._run_scale(ds, scale, dev, metrics, bad_metrics, methods, bad_methods)
+            for key in degradation_keys(self.spec.degradations, self.spec.scales, ds.manifest.kind == "paired"):
+                self._run_degradation(ds, parse_degradation(key), dev, metrics, bad_metrics, methods, bad_methods)
         df = load_scores(self.out)
         atomic_write_parquet(self.out / "scores.parquet", df)
         manifest["sessions"][-1]["finished"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
@@ -340,8 +340,8 @@ class Runner:
                    **({"weights": weights} if weights else {})}
         return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
-    def _run_scale(self, ds: Dataset, scale: int, dev, metrics, bad_metrics, methods, bad_methods) -> None:
-        deg = parse_degradation(f"real-x{scale}" if ds.manifest.kind == "paired" else f"x{scale}")
+    def _run_degradation(self, ds: Dataset, deg: Degradation, dev, metrics, bad_metrics, methods, bad_methods) -> None:
+        scale = deg.scale
         ctx = {"dataset": ds.name, "degradation": deg.key, "scale": scale, "protocol": self.protocol.name}
         items: list[ImageItem] | None = None
         missing = ""
@@ -497,7 +497,7 @@ def _one_line(path: Path, e: BaseException) -> str:
 
 
 def format_cell(r: CellResult) -> str:
-    head = f"{r.dataset:<12} {r.degradation:<8} {r.method:<24}"
+    head = f"{r.dataset:<12} {r.degradation:<13} {r.method:<24}"
     if r.status in ("unsupported", "unavailable", "missing"):
         message = r.message if len(r.message) <= 90 else r.message[:87] + "..."
         return f"{head} {r.status.upper()}: {message}"

@@ -4,6 +4,7 @@ A spec comes from a TOML file (``srbench run --spec run.toml``) or from CLI flag
 
     datasets = ["set5", "set14", "urban100"]
     scales = [2, 3, 4, 8]
+    degradations = ["bicubic", "realesrgan"]  # optional: families x scales, or full keys ("dn-x4")
     methods = ["bicubic", { name = "spandrel:weights/craft_x4.pth", label = "craft", tile = 256 }]
     metrics = ["psnr", "ssim"]
     protocol = "basicsr"
@@ -63,7 +64,7 @@ class MethodSpec:
 
 
 _KEYS = {"datasets", "scales", "methods", "metrics", "protocol", "seed", "device", "save_sr", "data_root", "limit",
-         "max_pixels"}
+         "max_pixels", "degradations"}
 
 
 def _type_name(value: Any) -> str:
@@ -114,11 +115,31 @@ class RunSpec:
     data_root: str | None = None
     limit: int | None = None  # only the first N images (sorted by id) of each dataset: quick runs
     max_pixels: int | None = None  # refuse images above this many pixels (None: bench.io's default; 0: none)
+    # degradation families crossed with `scales` ("bicubic" (default), "realesrgan", "bdn", "dn") and/or
+    # full keys ("realesrgan-x4", "x16"); see bench.degradations
+    degradations: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
-        for name in ("datasets", "scales", "methods", "metrics"):
+        from .degradations import is_family, parse_degradation
+
+        for name in ("datasets", "methods", "metrics"):
             if not getattr(self, name):
                 raise SrbenchError(f"the run spec needs at least one entry in {name!r}")
+        families = [d for d in self.degradations if isinstance(d, str) and is_family(d)]
+        for d in self.degradations:
+            if not isinstance(d, str):
+                raise SrbenchError(f"degradations must be names like \"realesrgan\" or keys like \"dn-x4\", got {d!r}")
+            if not is_family(d) and not any(c.isdigit() for c in d):
+                from iqa.errors import UnknownNameError
+
+                from .degradations import FAMILIES
+
+                raise UnknownNameError("degradation family", d, list(FAMILIES))
+            if not is_family(d):
+                parse_degradation(d)  # an unknown key is a one-line error with a suggestion
+        if not self.scales and (families or not self.degradations):
+            raise SrbenchError("the run spec needs at least one entry in 'scales' (or only full degradation "
+                               "keys such as \"x4\", \"realesrgan-x4\" in 'degradations')")
         for s in self.scales:
             if not isinstance(s, int) or isinstance(s, bool) or s < 1:
                 raise SrbenchError(f"scales must be positive integers, got {s!r}")
@@ -129,6 +150,7 @@ class RunSpec:
                                             or self.max_pixels < 0):
             raise SrbenchError(f"max_pixels must be a number of pixels (0 for no limit), got {self.max_pixels!r}")
         for what, values in (("dataset", self.datasets), ("scale", self.scales), ("metric", self.metrics),
+                             ("degradation", [d.strip().lower() for d in self.degradations]),
                              ("method label", [m.label for m in self.methods])):
             if dup := _duplicates(values):
                 extra = " (give one a different label: { name = ..., label = ... })" if what == "method label" else ""
@@ -139,9 +161,10 @@ class RunSpec:
         unknown = set(data) - _KEYS
         if unknown:
             raise SrbenchError(f"{source}: unknown keys {sorted(unknown)} (known: {sorted(_KEYS)})")
-        for key in ("datasets", "scales", "methods"):
+        for key in ("datasets", "methods") + (() if "degradations" in data else ("scales",)):
             if key not in data:
                 raise SrbenchError(f"{source}: the key {key!r} is missing")
+        data = {"scales": [], **data}
         if not isinstance(data["scales"], list):
             raise SrbenchError(f"{source}: scales must be a list of integers like [2, 4], got {data['scales']!r} "
                                f"({_type_name(data['scales'])})")
@@ -163,6 +186,7 @@ class RunSpec:
                 device=_typed(source, "device", data.get("device", "auto"), str, "a device name like \"cpu\""),
                 save_sr=_typed(source, "save_sr", data.get("save_sr", False), bool, "true or false"),
                 data_root=data.get("data_root"), **opt,
+                degradations=_names(source, "degradations", data.get("degradations", [])),
             )
         except SrbenchError as e:
             raise e if str(e).startswith(source) else SrbenchError(f"{source}: {e}") from None
@@ -174,8 +198,9 @@ class RunSpec:
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["methods"] = [asdict(m) for m in self.methods]
-        if d["max_pixels"] is None:  # keeps the digest of default run folders as it was before the key
-            del d["max_pixels"]
+        for key in ("max_pixels", "degradations"):  # keeps the digest of default run folders as it was
+            if not d[key]:
+                del d[key]
         return d
 
 

@@ -8,7 +8,6 @@ the asset manager (``ASSETS``) for a verified local file, and ``srbench assets f
 from __future__ import annotations
 
 import hashlib
-import io
 import os
 import pickle
 import re
@@ -24,8 +23,10 @@ import torch
 
 from .errors import MissingAssetError, SrbenchError
 
-__all__ = ["ASSETS", "Asset", "AssetManager", "SUFFIXES", "Source", "build_with_assets", "cache_root", "load_state_dict", "one_line", "read_file_bytes",
-           "sha256_bytes", "sha256_file", "write_safetensors"]
+__all__ = ["ASSETS", "Asset", "AssetManager", "DEFAULT_MAX_WEIGHTS_GIB", "MAX_WEIGHTS_ENV", "SUFFIXES", "Source",
+           "build_with_assets", "cache_root", "check_weights_size", "clear_hash_cache", "file_record", "file_sha256",
+           "load_safetensors_file", "load_state_dict", "max_weights_bytes", "one_line", "read_file_bytes",
+           "sha256_bytes", "sha256_file", "verify_file", "write_safetensors"]
 
 
 def cache_root() -> Path:
@@ -46,6 +47,105 @@ def sha256_file(path: str | os.PathLike[str], chunk: int = 1 << 20) -> str:
 
 def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+# ---------------------------------------------------------------------------------------------
+# Hashing once per process, verification, and the size limit of weight files
+
+_HASHES: dict[tuple, str] = {}
+
+
+def _stat_key(path: Path) -> tuple:
+    """What identifies one version of a file: its resolved path, device, inode, size and times. A
+    file replaced (``os.replace``, a new download) or rewritten (size or mtime changed) gets a new key."""
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        raise MissingAssetError(f"file not found: {path}") from None
+    except OSError as e:
+        raise SrbenchError(f"cannot read {path}: {one_line(e.strerror or str(e))}") from None
+    return (os.path.realpath(path), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+def file_sha256(path: str | os.PathLike[str]) -> str:
+    """The sha256 of a file, hashed once per process: the result is cached under the file's resolved
+    path, inode, size and modification time, so a metric or method built again (or scoring many
+    images) does not read its weights again, while a replaced or rewritten file is hashed anew."""
+    path = Path(path)
+    key = _stat_key(path)
+    digest = _HASHES.get(key)
+    if digest is None:
+        try:
+            digest = sha256_file(path)
+        except OSError as e:
+            raise SrbenchError(f"cannot read {path}: {one_line(e.strerror or str(e))}") from None
+        _HASHES[key] = digest
+    return digest
+
+
+def clear_hash_cache() -> None:
+    """Forget every cached sha256 (the next :func:`file_sha256` of each file reads it again)."""
+    _HASHES.clear()
+
+
+def verify_file(path: str | os.PathLike[str], expected: str, *, fix: str,
+                error: type[SrbenchError] = SrbenchError) -> str:
+    """The file's sha256 (:func:`file_sha256`, cached) after checking it against ``expected``: a
+    full sha256, or a prefix of at least 8 hex digits (torchvision names its files by the first 8).
+    A mismatch raises ``error`` as one line naming the file, both hashes and ``fix``."""
+    actual = file_sha256(path)
+    want = expected.lower()
+    if len(want) < 8 or not (actual == want if len(want) == 64 else actual.startswith(want)):
+        shown = want if len(want) == 64 else f"{want}... (its first {len(want)} hex digits)"
+        raise error(f"sha256 mismatch for {path}: expected {shown}, got {actual} "
+                    f"(the file is corrupt or altered; {fix})")
+    return actual
+
+
+def file_record(path: str | os.PathLike[str], sha256: str, *, verified: bool) -> dict[str, Any]:
+    """How a run records one loaded file: its absolute path, its sha256, and whether that sha256 was
+    checked against a known value (``False`` for user-supplied files, whose hash is only recorded)."""
+    return {"path": str(Path(path).resolve()), "sha256": sha256, "verified": bool(verified)}
+
+
+MAX_WEIGHTS_ENV = "SRBENCH_MAX_WEIGHTS_GB"
+DEFAULT_MAX_WEIGHTS_GIB = 8.0
+
+
+def max_weights_bytes() -> int:
+    """The largest weights file srbench loads: ``$SRBENCH_MAX_WEIGHTS_GB`` GiB, default 8 GiB. Larger
+    files are refused before they are read (a checkpoint that big is either not an SR network or
+    metric, or needs more memory than is sensible to take unasked); raise the limit to load one."""
+    raw = os.environ.get(MAX_WEIGHTS_ENV, "").strip()
+    if not raw:
+        return int(DEFAULT_MAX_WEIGHTS_GIB * 2**30)
+    try:
+        gib = float(raw)
+    except ValueError:
+        gib = float("nan")
+    if not gib > 0 or gib == float("inf"):
+        raise SrbenchError(f"${MAX_WEIGHTS_ENV} must be a positive number of GiB, got {raw!r}")
+    return int(gib * 2**30)
+
+
+def _gib(n: int) -> str:
+    """A size for a message: GiB, MiB or bytes."""
+    if n >= 2**30:
+        return f"{n / 2**30:.3g} GiB"
+    return f"{n / 2**20:.3g} MiB" if n >= 2**20 else f"{n} bytes"
+
+
+def check_weights_size(path: str | os.PathLike[str]) -> int:
+    """The size of weights file ``path`` in bytes; one line when it is missing, unreadable or larger
+    than :func:`max_weights_bytes`."""
+    path = Path(path)
+    size = _stat_key(path)[3]
+    limit = max_weights_bytes()
+    if size > limit:
+        raise SrbenchError(f"refused to load {path}: the weights file is {_gib(size)}, above the limit of "
+                           f"{_gib(limit)} for weight files (set ${MAX_WEIGHTS_ENV} to a larger number of GiB "
+                           f"to load it)")
+    return size
 
 
 PICKLE_SUFFIXES = (".pth", ".pt", ".ckpt", ".bin")
@@ -77,38 +177,96 @@ def _unpickling_reason(message: str) -> str:
     return one_line(message.splitlines()[0] if message else "unreadable pickle")
 
 
-def load_state_dict(path: str | os.PathLike[str]) -> tuple[dict[str, Any], str]:
-    """Read ``path`` once and return ``(state_dict, sha256 of its bytes)``; never runs pickled code."""
+def _torch_reason(message: str) -> str:
+    """torch's error without its advice to load with ``weights_only=False`` (never taken here)."""
+    return one_line(re.split(r"\s*In PyTorch 2\.6|\s*Re-running `torch\.load`", str(message))[0].strip() or message)
+
+
+def _is_zip(path: Path) -> bool:
+    with open(path, "rb") as f:
+        return f.read(4) == b"PK\x03\x04"
+
+
+def _is_tar(path: Path) -> bool:
+    with open(path, "rb") as f:
+        f.seek(257)
+        return f.read(5) == b"ustar"
+
+
+def load_safetensors_file(path: str | os.PathLike[str]) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """``(tensors, metadata)`` of a ``.safetensors`` file, read through a memory map (never the whole
+    file at once next to its tensors); one line when it is not a safetensors file."""
+    from safetensors import safe_open
+
+    path = Path(path)
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = dict(f.metadata() or {})
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
+    except MemoryError:
+        raise SrbenchError(f"not enough memory to load {path} ({_gib(path.stat().st_size)})") from None
+    except Exception as e:  # safetensors raises several types for corrupt files
+        raise SrbenchError(f"cannot load {path} as safetensors: {one_line(e)}") from None
+    return tensors, meta
+
+
+def _load_pickle(path: Path) -> Any:
+    """A torch checkpoint with ``weights_only=True``: memory-mapped (``mmap=True``) when it is a zip
+    archive (every ``torch.save`` since 1.6), so its tensors are paged in from the file as they are
+    used instead of being read whole; legacy (non-zip) files are read by torch from the file."""
+    try:
+        if _is_zip(path):
+            return torch.load(str(path), map_location="cpu", weights_only=True, mmap=True)
+        return torch.load(str(path), map_location="cpu", weights_only=True)
+    except MemoryError:
+        raise SrbenchError(f"not enough memory to load {path} ({_gib(path.stat().st_size)})") from None
+    except pickle.UnpicklingError as e:
+        if "Unsupported operand" in str(e) or "invalid load key" in str(e):  # not a pickle: garbage, not a threat
+            raise SrbenchError(f"cannot load {path} as a PyTorch checkpoint: the file is not a checkpoint "
+                               f"({_unpickling_reason(str(e))})") from None
+        raise SrbenchError(f"refused to load {path}: not a plain tensor checkpoint, loading it could run code "
+                           f"({_unpickling_reason(str(e))})") from None
+    except RuntimeError as e:
+        if "TorchScript" in str(e):
+            raise SrbenchError(f"refused to load {path}: a TorchScript archive, not a state dict "
+                               "(save model.state_dict() as .pth or .safetensors)") from None
+        if "legacy .tar format" in str(e) and not _is_tar(path):  # torch's guess for any unknown bytes
+            raise SrbenchError(f"cannot load {path} as a PyTorch checkpoint: the file is not a checkpoint "
+                               "(neither a zip archive, a pickle nor a tar file)") from None
+        raise SrbenchError(f"cannot load {path} as a PyTorch checkpoint: {_torch_reason(str(e))}") from None
+    except Exception as e:
+        raise SrbenchError(f"cannot load {path} as a PyTorch checkpoint: {one_line(e)}") from None
+
+
+def load_state_dict(path: str | os.PathLike[str], expected_sha256: str | None = None, *,
+                    fix: str = "delete it and fetch it again",
+                    mismatch_error: type[SrbenchError] = SrbenchError) -> tuple[dict[str, Any], str]:
+    """``(state_dict, sha256 of the file)``; never runs pickled code.
+
+    In order: the size is checked against :func:`max_weights_bytes`; the sha256 is taken once per
+    process (:func:`file_sha256`) and, when ``expected_sha256`` is given (a full hash or a prefix,
+    see :func:`verify_file`), checked before anything is deserialised, a mismatch raising
+    ``mismatch_error`` with ``fix`` as advice; then the file is loaded without reading it whole
+    (safetensors and zip checkpoints are memory-mapped). A file that changes while it is read is
+    an error, so the hash returned is the hash of what was loaded.
+    """
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in SUFFIXES:
         raise SrbenchError(f"cannot load {path}: unsupported weights file type {suffix or '(none)'!r} "
                            f"(supported: {', '.join(SUFFIXES)})")
-    data = read_file_bytes(path, "weights file")
-    digest = sha256_bytes(data)
-    if suffix == ".safetensors":
-        from safetensors.torch import load as load_safetensors
-
-        try:
-            obj: Any = load_safetensors(data)
-        except Exception as e:
-            raise SrbenchError(f"cannot load {path} as safetensors: {one_line(e)}") from None
+    try:
+        check_weights_size(path)
+    except MissingAssetError:
+        raise MissingAssetError(f"weights file not found: {path}") from None
+    before = _stat_key(path)
+    if expected_sha256:
+        digest = verify_file(path, expected_sha256, fix=fix, error=mismatch_error)
     else:
-        try:
-            obj = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
-        except pickle.UnpicklingError as e:
-            if "Unsupported operand" in str(e):  # not a pickle at all: garbage, not a threat
-                raise SrbenchError(f"cannot load {path} as a PyTorch checkpoint: the file is not a checkpoint "
-                                   f"({_unpickling_reason(str(e))})") from None
-            raise SrbenchError(f"refused to load {path}: not a plain tensor checkpoint, loading it could run code "
-                               f"({_unpickling_reason(str(e))})") from None
-        except RuntimeError as e:
-            if "TorchScript" in str(e):
-                raise SrbenchError(f"refused to load {path}: a TorchScript archive, not a state dict "
-                                   "(save model.state_dict() as .pth or .safetensors)") from None
-            raise SrbenchError(f"cannot load {path} as a PyTorch checkpoint: {one_line(e)}") from None
-        except Exception as e:
-            raise SrbenchError(f"cannot load {path} as a PyTorch checkpoint: {one_line(e)}") from None
+        digest = file_sha256(path)
+    obj: Any = load_safetensors_file(path)[0] if suffix == ".safetensors" else _load_pickle(path)
+    if _stat_key(path) != before:
+        raise SrbenchError(f"{path} changed while it was being loaded; load it again once it is complete")
     if not isinstance(obj, dict):
         raise SrbenchError(f"cannot load {path}: expected a state dict, found a {type(obj).__name__}")
     return obj, digest
@@ -243,16 +401,26 @@ class AssetManager:
         asset, path = self.get(name), self.path(name)
         if not path.is_file():
             return "missing"
-        if asset.sha256 and (actual := sha256_file(path)) != asset.sha256:
+        if asset.sha256 and (actual := file_sha256(path)) != asset.sha256:
             return f"corrupt (sha256 {actual}, expected {asset.sha256})"
         return "ok"
 
     def require(self, name: str) -> Path:
-        """The verified cached file; never downloads. Missing -> one line saying how to fetch it."""
+        """The verified cached file; never downloads. Missing -> one line saying how to fetch it; a
+        file whose sha256 is not the asset's -> one line with both hashes and the command that
+        fetches it again. The sha256 is taken once per process (:func:`file_sha256`)."""
         state = self.status(name)
         if state == "ok":
             return self.path(name)
-        raise MissingAssetError(f"asset {name!r} is {state} at {self.path(name)}: run `srbench assets fetch {name}`")
+        again = " --force" if state.startswith("corrupt") else ""
+        raise MissingAssetError(f"asset {name!r} is {state} at {self.path(name)}: "
+                                f"run `srbench assets fetch {name}{again}`")
+
+    def require_record(self, name: str) -> tuple[Path, dict[str, Any]]:
+        """``(path, record)``: the verified cached file (:meth:`require`) and its :func:`file_record`,
+        which a metric returns in its ``provenance()``."""
+        path = self.require(name)
+        return path, file_record(path, file_sha256(path), verified=self.get(name).sha256 is not None)
 
     def fetch(self, name: str, *, source: str | None = None, force: bool = False) -> Path:
         """Bring asset ``name`` into the cache from its sources (or only ``source``: a kind such as

@@ -68,6 +68,9 @@ class Metric(torch.nn.Module):
     """
 
     info: MetricInfo
+    # role -> iqa.assets.file_record of each file the metric loaded ("backbone", "lin", ...); set by
+    # the factories that load files, reported by provenance()
+    weight_files: dict[str, dict[str, Any]] = {}
 
     def forward(self, x: torch.Tensor, ref: torch.Tensor | None = None, *, scale: int = 1,
                 gray: bool = False) -> torch.Tensor:
@@ -85,9 +88,10 @@ class Metric(torch.nn.Module):
         raise NotImplementedError
 
     def provenance(self) -> dict[str, Any]:
-        """What a run records about this metric's trained parameters (a ``sha256`` where they come
-        from a file that can change, such as an SFD-IQA checkpoint); ``{}`` when nothing to record."""
-        return {}
+        """What a run records about this metric's trained parameters: ``{"files": {role: record}}``
+        with the path and ``sha256`` of every file it loaded (``weight_files``), so that a changed
+        file changes the run's fingerprint; ``{}`` when nothing was loaded from a file."""
+        return {"files": {k: dict(v) for k, v in self.weight_files.items()}} if self.weight_files else {}
 
 
 def tile_boxes(height: int, width: int, tile: int) -> list[tuple[int, int, int, int]]:

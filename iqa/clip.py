@@ -15,12 +15,18 @@ Where the weights come from, in order:
 4. online (unless ``SRBENCH_OFFLINE=1`` or ``HF_HUB_OFFLINE=1``): open_clip's pretrained registry
    downloads it (``srbench assets fetch clip:ViT-B-16/openai`` does the same ahead of time);
 5. otherwise a one-line ``MissingAssetError`` saying which file to place where.
+
+A file found by name is verified before use when its sha256 is known: OpenAI's releases
+(:data:`OPENAI_SHA256`) and files in the Hugging Face hub cache (whose blobs are named by their
+sha256). Other files (``weights=PATH``, a converted file in ``$SRBENCH_WEIGHTS``) have no known hash:
+theirs is recorded in ``provenance()`` (``verified`` false). Hashes are taken once per process.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import re
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,7 +35,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from .assets import ASSETS, load_state_dict, one_line, sha256_file
+from .assets import ASSETS, check_weights_size, file_sha256, load_state_dict, one_line, verify_file
+from .assets import sha256_file  # noqa: F401  (kept importable from here, as before)
 from .errors import MissingAssetError, SrbenchError
 
 __all__ = ["OPENAI_SHA256", "ClipModel", "clip_ref", "fetch_clip", "find_clip_weights", "load_clip",
@@ -85,9 +92,11 @@ class ClipModel:
     std: tuple[float, float, float]
     image_size: int
     tokenizer: Any
+    verified: bool = False  # whether ``sha256`` was checked against a known value
 
     def provenance(self) -> dict[str, Any]:
-        return {"clip": self.name, "pretrained": self.pretrained, "weights": self.weights, "sha256": self.sha256}
+        return {"clip": self.name, "pretrained": self.pretrained, "weights": self.weights, "sha256": self.sha256,
+                "verified": self.verified}
 
 
 def _unreachable(url: str, timeout: float = 5.0) -> str:
@@ -200,16 +209,33 @@ def _is_torchscript(path: Path) -> bool:
         return any(n.endswith("/code/__torch__.py") or "/code/" in n for n in z.namelist())
 
 
-def _clip_state_dict(path: Path) -> tuple[dict[str, torch.Tensor], str]:
-    """A state dict from ``path``; OpenAI's TorchScript releases only when their sha256 is known."""
+def expected_sha256(name: str, tag: str | None, path: Path) -> str | None:
+    """The known sha256 of a CLIP weights file found by name, or ``None``: OpenAI's release for its
+    own file name, or the blob name of a Hugging Face hub cache entry (the hub names LFS blobs by
+    their sha256)."""
+    real = path.resolve()
+    if real.parent.name == "blobs" and re.fullmatch(r"[0-9a-f]{64}", real.name):
+        return real.name
+    url = _pretrained_cfg(name, tag).get("url", "") if tag else ""
+    if url and path.name == url.rsplit("/", 1)[-1]:
+        return OPENAI_SHA256.get((name, tag)) or next(
+            (seg for seg in url.split("/") if re.fullmatch(r"[0-9a-f]{64}", seg)), None)
+    return None
+
+
+def _clip_state_dict(path: Path, expected: str | None = None) -> tuple[dict[str, torch.Tensor], str]:
+    """A state dict from ``path``; OpenAI's TorchScript releases only when their sha256 is known.
+    With ``expected``, the file's sha256 must be it (checked before anything is deserialised)."""
+    fix = "delete it and let open_clip download it again, or pass weights=PATH to use other weights on purpose"
     if path.suffix.lower() == ".pt" and _is_torchscript(path):
-        digest = sha256_file(path)
+        check_weights_size(path)
+        digest = verify_file(path, expected, fix=fix) if expected else file_sha256(path)
         if digest not in OPENAI_SHA256.values():
             raise SrbenchError(f"refused to load {path}: a TorchScript archive that is not one of OpenAI's published "
                                f"CLIP files (sha256 {digest}); save model.state_dict() as .safetensors or .pt")
         sd = torch.jit.load(str(path), map_location="cpu").state_dict()
         return {k: v for k, v in sd.items() if k not in ("input_resolution", "context_length", "vocab_size")}, digest
-    sd, digest = load_state_dict(path)
+    sd, digest = load_state_dict(path, expected, fix=fix)
     if "state_dict" in sd and isinstance(sd["state_dict"], dict):
         sd = sd["state_dict"]
     if sd and next(iter(sd)).startswith("module."):
@@ -249,9 +275,11 @@ def load_clip(name: str = "ViT-B-16", pretrained: str | None = "openai", *,
                                        force_quick_gelu=bool(cfg.get("quick_gelu", False)))
     finally:
         logging.disable(logging.NOTSET)
-    digest = None
+    digest, verified = None, False
     if path is not None:
-        sd, digest = _clip_state_dict(path)
+        expected = expected_sha256(model_name, pretrained, path) if weights is None else None
+        sd, digest = _clip_state_dict(path, expected)
+        verified = expected is not None or digest in OPENAI_SHA256.values()
         # TorchScript archives also hold non-persistent buffers (the causal attention mask)
         buffers = {n for n, _ in model.named_buffers()} - set(model.state_dict())
         sd = {k: v for k, v in sd.items() if k not in buffers}
@@ -268,4 +296,4 @@ def load_clip(name: str = "ViT-B-16", pretrained: str | None = "openai", *,
     size = model.visual.image_size
     size = int(size[0] if isinstance(size, (tuple, list)) else size)
     return ClipModel(model, model_name, pretrained, str(path) if path else None, digest, mean, std, size,
-                     open_clip.get_tokenizer(model_name))
+                     open_clip.get_tokenizer(model_name), verified)

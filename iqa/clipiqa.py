@@ -109,7 +109,7 @@ class CLIPIQA(Metric):
         cm = load_clip(clip, pretrained or None, weights=weights)
         self.protocol = get_protocol(protocol)
         self.clip_model = cm.model
-        self.provenance = cm.provenance()
+        self._clip_provenance = cm.provenance()  # a method of the metric reports it (the runner calls provenance())
         self.prompts = (str(prompts[0]), str(prompts[1]))
         self.size = cm.image_size
         resnet = _is_resnet(cm.model.visual)
@@ -127,6 +127,10 @@ class CLIPIQA(Metric):
         with torch.no_grad():
             text = cm.model.encode_text(cm.tokenizer(list(self.prompts)))
         self.register_buffer("text", F.normalize(text.float(), dim=-1), persistent=False)
+
+    def provenance(self) -> dict[str, Any]:
+        """The CLIP weights file (path, ``sha256``, whether it was verified), the prompts and the mode."""
+        return {**self._clip_provenance, "prompts": list(self.prompts), "mode": self.mode}
 
     # -- views of the image ------------------------------------------------------------------------
     def _resize(self, x: torch.Tensor, h: int, w: int) -> torch.Tensor:

@@ -18,7 +18,9 @@ with ``alpha, beta >= 0`` (1475 values each) normalised so that ``sum(alpha) + s
 The learnt alpha/beta are the ``weights.pt`` shipped in the ``DISTS_pytorch`` PyPI package
 (tensors ``(1, 1475, 1, 1)``; they already sum to 1, the normalisation is applied anyway), read
 as data without importing the package. The VGG16 ImageNet weights come from torchvision's
-checkpoint ``vgg16-397923af.pth``, found by :mod:`iqa.weights` (never downloaded).
+checkpoint ``vgg16-397923af.pth`` (or the converted asset), found by :mod:`iqa.weights` (never
+downloaded). Both files are verified against their known sha256 before use (hashed once per
+process) and recorded, with their paths, in ``provenance()``.
 """
 
 from __future__ import annotations
@@ -35,12 +37,12 @@ from torch import nn
 
 from . import metric_info
 from .base import Metric, quantize_uint8
-from .errors import MissingAssetError, SrbenchError
+from .errors import SrbenchError
 from .lpips import _reject_options
 from .protocols import DEFAULT_PROTOCOL, Protocol, get_protocol
-from .weights import build_backbone, load_state_dict, package_file, resolve_backbone
+from .weights import build_backbone, load_package_file, resolve_backbone_record
 
-__all__ = ["DISTS", "DISTSMetric", "L2Pool", "load_alpha_beta"]
+__all__ = ["DISTS", "DISTSMetric", "L2Pool", "load_alpha_beta", "load_alpha_beta_record"]
 
 _CHANNELS = (3, 64, 128, 256, 512, 512)
 _C1 = 1e-6
@@ -69,17 +71,16 @@ class L2Pool(nn.Module):
 
 
 def load_alpha_beta(path: str | os.PathLike[str] | None = None) -> dict[str, torch.Tensor]:
-    """DISTS' learnt ``alpha``/``beta``: from ``path``, else the installed ``DISTS_pytorch``'s file."""
-    if path is None:
-        try:
-            path = package_file("DISTS_pytorch", "weights.pt")
-        except MissingAssetError:
-            # the package also installs a copy at sys.prefix (setup.py data_files)
-            alt = Path(sys.prefix) / "weights.pt"
-            if not alt.is_file():
-                raise
-            path = alt
-    return load_state_dict(path)
+    """DISTS' learnt ``alpha``/``beta``: from ``path``, else the installed ``DISTS_pytorch``'s file
+    (verified against its known sha256)."""
+    return load_alpha_beta_record(path)[0]
+
+
+def load_alpha_beta_record(path: str | os.PathLike[str] | None = None
+                           ) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """:func:`load_alpha_beta` and the file record (path, sha256, verified) of the file read."""
+    # the package also installs a copy at sys.prefix (setup.py data_files)
+    return load_package_file("DISTS_pytorch", "weights.pt", path, fallback=Path(sys.prefix) / "weights.pt")
 
 
 def _alpha_beta(weights: Mapping[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -171,10 +172,15 @@ def DISTS(protocol: str | Protocol = DEFAULT_PROTOCOL, **options: Any) -> DISTSM
     instead of paths: ``backbone`` (state dict or module), ``alpha_beta`` (mapping).
     """
     _reject_options("dists", options, ("alpha_beta", "backbone", "backbone_weights", "dists_weights"))
-    backbone = resolve_backbone("vgg16", options.get("backbone"), options.get("backbone_weights"))
     if options.get("alpha_beta") is not None and options.get("dists_weights") is not None:
         raise SrbenchError("pass either alpha_beta (a mapping) or dists_weights (a path), not both")
+    backbone, backbone_record = resolve_backbone_record("vgg16", options.get("backbone"),
+                                                        options.get("backbone_weights"))
     alpha_beta = options.get("alpha_beta")
     if alpha_beta is None:
-        alpha_beta = load_alpha_beta(options.get("dists_weights"))
-    return DISTSMetric(backbone, alpha_beta, protocol=protocol)
+        alpha_beta, ab_record = load_alpha_beta_record(options.get("dists_weights"))
+    else:
+        ab_record = {"path": None, "sha256": None, "given": "object"}
+    metric = DISTSMetric(backbone, alpha_beta, protocol=protocol)
+    metric.weight_files = {"backbone": backbone_record, "alpha_beta": ab_record}
+    return metric

@@ -11,7 +11,9 @@ identical images.
 
 The linear layers ("v0.1") are the files shipped in the ``lpips`` PyPI package
 (``lpips/weights/v0.1/{alex,vgg}.pth``), read as data (the package is not imported). The ImageNet
-backbone comes from torchvision's checkpoint, found by :mod:`iqa.weights` (never downloaded).
+backbone comes from torchvision's checkpoint or the converted asset, found by :mod:`iqa.weights`
+(never downloaded). Both files are verified against their known sha256 before use (hashed once
+per process) and recorded, with their paths, in ``provenance()``.
 
 :class:`LPIPSMetric` is the constructor (takes objects: a backbone state dict or module and the
 linear-layer state dict); :func:`LPIPS` and :func:`LPIPS_VGG` are the catalogue factories (take
@@ -32,9 +34,9 @@ from . import metric_info
 from .base import Metric, quantize_uint8
 from .errors import SrbenchError
 from .protocols import DEFAULT_PROTOCOL, Protocol, get_protocol
-from .weights import build_backbone, load_state_dict, package_file, resolve_backbone
+from .weights import build_backbone, load_package_file, resolve_backbone_record
 
-__all__ = ["LPIPS", "LPIPS_VGG", "LPIPSMetric", "load_lin_weights"]
+__all__ = ["LPIPS", "LPIPS_VGG", "LPIPSMetric", "load_lin_record", "load_lin_weights"]
 
 _SHIFT = (-0.030, -0.088, -0.188)
 _SCALE = (0.458, 0.448, 0.450)
@@ -69,10 +71,17 @@ def _lin_tensors(arch: str, lin: Mapping[str, torch.Tensor]) -> list[torch.Tenso
 
 
 def load_lin_weights(arch: str, path: str | os.PathLike[str] | None = None) -> dict[str, torch.Tensor]:
-    """The LPIPS v0.1 linear layers of ``arch``: from ``path``, else from the installed ``lpips``."""
+    """The LPIPS v0.1 linear layers of ``arch``: from ``path``, else from the installed ``lpips``
+    (verified against its known sha256)."""
+    return load_lin_record(arch, path)[0]
+
+
+def load_lin_record(arch: str, path: str | os.PathLike[str] | None = None
+                    ) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """:func:`load_lin_weights` and the file record (path, sha256, verified) of the file read."""
     if arch not in _LIN_FILES:
         raise SrbenchError(f"LPIPS has no linear weights for backbone {arch!r} (known: {', '.join(_LIN_FILES)})")
-    return load_state_dict(path if path is not None else package_file("lpips", _LIN_FILES[arch]))
+    return load_package_file("lpips", _LIN_FILES[arch], path)
 
 
 class LPIPSMetric(Metric):
@@ -135,13 +144,17 @@ class LPIPSMetric(Metric):
 
 def _build(arch: str, protocol: str | Protocol, options: dict[str, Any]) -> LPIPSMetric:
     _reject_options(_METRIC_NAMES[arch], options, ("backbone", "backbone_weights", "lin", "lin_weights"))
-    backbone = resolve_backbone(arch, options.get("backbone"), options.get("backbone_weights"))
     if options.get("lin") is not None and options.get("lin_weights") is not None:
         raise SrbenchError("pass either lin (a state dict) or lin_weights (a path), not both")
+    backbone, backbone_record = resolve_backbone_record(arch, options.get("backbone"), options.get("backbone_weights"))
     lin = options.get("lin")
     if lin is None:
-        lin = load_lin_weights(arch, options.get("lin_weights"))
-    return LPIPSMetric(arch, backbone, lin, protocol=protocol)
+        lin, lin_record = load_lin_record(arch, options.get("lin_weights"))
+    else:
+        lin_record = {"path": None, "sha256": None, "given": "object"}
+    metric = LPIPSMetric(arch, backbone, lin, protocol=protocol)
+    metric.weight_files = {"backbone": backbone_record, "lin": lin_record}
+    return metric
 
 
 def LPIPS(protocol: str | Protocol = DEFAULT_PROTOCOL, **options: Any) -> LPIPSMetric:

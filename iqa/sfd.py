@@ -285,10 +285,13 @@ def read_sfd(path: str | os.PathLike[str]) -> tuple[dict[str, torch.Tensor], dic
     """Tensors and metadata (config, backbone, training as dicts) of an SFD checkpoint."""
     from safetensors import safe_open
 
-    from .assets import read_file_bytes
+    from .assets import check_weights_size
+    from .errors import MissingAssetError
 
     path = Path(path)
-    read_file_bytes(path, "SFD checkpoint")  # one-line error when missing or unreadable
+    if not path.is_file():
+        raise MissingAssetError(f"SFD checkpoint not found: {path}")
+    check_weights_size(path)  # one line when unreadable or too large; then read through a memory map
     try:
         with safe_open(str(path), framework="pt") as f:
             meta = f.metadata() or {}
@@ -300,6 +303,21 @@ def read_sfd(path: str | os.PathLike[str]) -> tuple[dict[str, torch.Tensor], dic
     return tensors, {k: json.loads(meta[k]) for k in ("config", "backbone", "training")}
 
 
+def _file_with_sha256(arch: str, sha256: str) -> Path | None:
+    """The first file an ImageNet backbone ``arch`` is looked up under (``$SRBENCH_WEIGHTS``, the
+    torch hub cache, the asset cache) whose sha256 is ``sha256``: a checkpoint trained on the
+    converted asset keeps it even when torchvision's own file (other bytes) is found first."""
+    from . import assets
+    from .weights import BACKBONES, _candidates
+
+    if arch not in BACKBONES:
+        return None
+    for p in _candidates(BACKBONES[arch].filename):
+        if p.is_file() and assets.file_sha256(p) == sha256:
+            return p
+    return None
+
+
 def load_sfd(path: str | os.PathLike[str], *, backbone: SemanticBackbone | None = None,
              backbone_weights: str | os.PathLike[str] | None = None, device: Any = None) -> tuple[SFD, dict]:
     """An `SFD` from a checkpoint, on its backbone (built from the recorded name, or given)."""
@@ -307,9 +325,11 @@ def load_sfd(path: str | os.PathLike[str], *, backbone: SemanticBackbone | None 
     # checkpoints written before the fusion option existed were scored by mixing probabilities, and
     # before the embedding option on the backbone's own image feature
     config = SFDConfig.from_dict({"fusion": "prob", "embedding": "native", **meta["config"]})
-    if backbone is None:
-        backbone = build_backbone(config.backbone, weights=backbone_weights)
     recorded = meta["backbone"].get("sha256")
+    if backbone is None:
+        if backbone_weights is None and recorded:  # the very file it was trained on, where one is found
+            backbone_weights = _file_with_sha256(config.backbone, recorded)
+        backbone = build_backbone(config.backbone, weights=backbone_weights)
     actual = backbone.provenance().get("sha256")
     if recorded and actual and recorded != actual:
         raise SrbenchError(f"{path} was trained on {meta['backbone'].get('backbone')} weights with sha256 {recorded}, "
@@ -353,11 +373,16 @@ class SFDIQA(Metric):
             from .assets import ASSETS
 
             checkpoint = ASSETS.require(asset)
+        from .assets import file_sha256
+
+        # hashed once per process; the file must not change while it is read (a missing one is
+        # reported by load_sfd)
+        before = file_sha256(checkpoint) if Path(checkpoint).is_file() else None
         self.sfd, self.meta = load_sfd(checkpoint, backbone=backbone, backbone_weights=backbone_weights)
         self.checkpoint = str(checkpoint)
-        from .assets import sha256_file
-
-        self.sha256 = sha256_file(checkpoint)
+        self.sha256 = file_sha256(checkpoint)
+        if before is not None and self.sha256 != before:
+            raise SrbenchError(f"{checkpoint} changed while it was being loaded; load it again once it is complete")
         self.mode, self.batch_size = mode, int(batch_size)
         self.w = {"both": self.sfd.config.featd_weight, "featd": 1.0, "lpp": 0.0}[mode]
         self.tile = tile or self.sfd.patch
@@ -456,13 +481,15 @@ def sfd_iqa_vgg16(*, protocol=DEFAULT_PROTOCOL, checkpoint=None, backbone_weight
                   batch_size: int = 16, name: str = "sfd-iqa-vgg16", tile: int | None = None,
                   fusion: str | None = None, logodds: bool = False) -> SFDIQA:
     """The shipped VGG16 SFD-IQA (needs the ``vgg16`` backbone asset); ``checkpoint`` overrides it."""
-    from .assets import sha256_file
+    from .assets import file_sha256
 
     if checkpoint is None:
         checkpoint = SHIPPED_VGG16
-        if not checkpoint.is_file() or sha256_file(checkpoint) != SHIPPED_SHA256:
-            raise SrbenchError(f"the shipped SFD-IQA checkpoint {checkpoint} is missing or modified "
-                               f"(expected sha256 {SHIPPED_SHA256}); reinstall srbench")
+        actual = file_sha256(checkpoint) if checkpoint.is_file() else "none (the file is missing)"
+        if actual != SHIPPED_SHA256:
+            raise SrbenchError(f"sha256 mismatch for the shipped SFD-IQA checkpoint {checkpoint}: expected "
+                               f"{SHIPPED_SHA256}, got {actual} (reinstall srbench: pip install --force-reinstall "
+                               f"--no-deps srbench, or pip install -e . in a clone)")
     return SFDIQA(protocol, checkpoint=checkpoint, backbone_weights=backbone_weights, mode=mode,
                   batch_size=batch_size, name=name, tile=tile, fusion=fusion, logodds=logodds)
 

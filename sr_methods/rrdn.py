@@ -45,13 +45,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from iqa.assets import read_file_bytes
+from iqa.assets import load_state_dict
 from iqa.errors import MissingAssetError, SrbenchError
 from iqa.registry import Entry
 
 from .base import SRMethod
 from .tiling import check_tile_options, tiled_upscale
-from .weights import resolve_weights, sha256_bytes
+from .weights import mismatch_advice, resolve_weights
 
 __all__ = ["RRDN", "RRDNConfig", "RRDNMethod", "build_from_path", "build_named", "depth_to_space",
            "keras_same_padding", "load_rrdn", "read_safetensors_metadata"]
@@ -234,25 +234,33 @@ def read_safetensors_metadata(data: bytes, path: str | os.PathLike[str] = "<byte
     return dict(meta) if isinstance(meta, dict) else {}
 
 
-def load_rrdn(path: str | os.PathLike[str]) -> tuple[RRDN, str, dict[str, str]]:
+def _header_bytes(path: Path) -> bytes:
+    """The length prefix and JSON header of a safetensors file (not its tensors)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(8)
+            n = struct.unpack("<Q", head)[0] if len(head) == 8 else 0
+            return head + f.read(min(n, 100 << 20))
+    except OSError as e:
+        raise SrbenchError(f"cannot read {path}: {' '.join(str(e.strerror or e).split())}") from None
+
+
+def load_rrdn(path: str | os.PathLike[str], expected: str | None = None,
+              fix: str = "delete it and fetch it again") -> tuple[RRDN, str, dict[str, str]]:
     """Load a converted ``.safetensors`` RRDN: ``(model in eval mode on CPU, sha256 of the file, metadata)``.
+
+    With ``expected`` the file's sha256 must be it, checked before the file is deserialised.
 
     The config comes from the metadata's ``"config"`` (JSON) when present, else it is inferred from
     the tensor shapes (``beta`` 0.2); either way the tensors must fit it exactly.
     """
-    from safetensors.torch import load as load_safetensors
-
     path = Path(path)
     if path.suffix.lower() != ".safetensors":
         raise SrbenchError(f"cannot load {path}: RRDN weights must be a .safetensors file "
                            "(convert a TF.js model with sr_methods.converters.tfjs.convert_file)")
-    data = read_file_bytes(path, "weights file")
-    digest = sha256_bytes(data)
-    meta = read_safetensors_metadata(data, path)
-    try:
-        sd = load_safetensors(data)
-    except Exception as e:  # noqa: BLE001  (safetensors raises several types for corrupt files)
-        raise SrbenchError(f"cannot load {path} as safetensors: {' '.join(str(e).split())}") from None
+    # size limit, sha256 once per process (checked against ``expected`` first), memory-mapped read
+    sd, digest = load_state_dict(path, expected, fix=fix)
+    meta = read_safetensors_metadata(_header_bytes(path), path)
     if "config" in meta:
         try:
             cfg = RRDNConfig.from_dict(json.loads(meta["config"]))
@@ -346,9 +354,7 @@ def build_named(*, entry: Entry, weights: str | os.PathLike[str] | None = None, 
     optional ``url``, ``scales``, ``licence``; the file is found and verified by ``resolve_weights``."""
     m = entry.meta
     path, expected = resolve_weights(m["file"], m["sha256"], url=m.get("url"), weights=weights, name=entry.name)
-    model, digest, meta = load_rrdn(path)
-    if digest != expected:  # the file changed between the check and the read
-        raise SrbenchError(f"sha256 mismatch for {path}: expected {expected}, got {digest}")
+    model, digest, meta = load_rrdn(path, expected, fix=mismatch_advice(entry.name))
     if m.get("scales") and model.config.scale not in m["scales"]:
         raise SrbenchError(f"{entry.name}: {path} is a x{model.config.scale} model, "
                            f"the catalogue says scales {m['scales']}")

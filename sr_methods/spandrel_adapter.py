@@ -3,10 +3,13 @@
 ``create_method("spandrel:/models/4x_foo.pth")`` loads a file; catalogue entries such as
 ``"craft-x4"`` name a file, its sha256 and its licence (see ``sr_methods.weights``).
 
-Loading is safe by construction: the file is read once, hashed, and deserialised with
-``torch.load(..., map_location="cpu", weights_only=True)`` (``.pth``/``.pt``/``.ckpt``/``.bin``) or
-safetensors (``.safetensors``); a pickle that would import anything but tensors and containers is
-refused. Only then is the state dict given to ``spandrel.ModelLoader().load_from_state_dict``.
+Loading is safe by construction: the file's size is checked (``$SRBENCH_MAX_WEIGHTS_GB``, default
+8 GiB, see ``iqa.assets.max_weights_bytes``), its sha256 taken once per process (a catalogue
+network's must match the catalogue's before anything is deserialised; a ``spandrel:PATH`` file's is
+recorded), and it is deserialised with ``torch.load(..., map_location="cpu", weights_only=True,
+mmap=True)`` (``.pth``/``.pt``/``.ckpt``/``.bin``) or safetensors (``.safetensors``), both memory-mapped
+rather than read whole; a pickle that would import anything but tensors and containers is refused.
+Only then is the state dict given to ``spandrel.ModelLoader().load_from_state_dict``.
 (spandrel's own ``load_from_file`` uses an allow-list unpickler rather than ``weights_only``, and
 for ``.pt`` files tries ``torch.jit.load`` first; srbench does not rely on either.)
 
@@ -33,7 +36,7 @@ from iqa.registry import Entry
 
 from .base import SRMethod
 from .tiling import check_tile_options, tiled_upscale
-from .weights import resolve_weights
+from .weights import mismatch_advice, resolve_weights
 
 __all__ = ["SpandrelMethod", "build_from_path", "build_named", "load_state_dict", "pad_to"]
 
@@ -191,9 +194,7 @@ def build_named(*, entry: Entry, weights: str | os.PathLike[str] | None = None, 
     """A catalogue network: find and verify its file (``sr_methods.weights``), then load it."""
     m = entry.meta
     path, expected = resolve_weights(m["file"], m["sha256"], url=m.get("url"), weights=weights, name=entry.name)
-    state_dict, digest = load_state_dict(path)
-    if digest != expected:  # the file changed between the check and the read
-        raise SrbenchError(f"sha256 mismatch for {path}: expected {expected}, got {digest}")
+    state_dict, digest = load_state_dict(path, expected, fix=mismatch_advice(entry.name))
     desc = _describe(state_dict, path)
     arch = m.get("architecture")
     if arch and arch.lower() not in (desc.architecture.name.lower(), str(desc.architecture.id).lower()):

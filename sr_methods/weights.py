@@ -11,7 +11,10 @@ Search order for file ``F``:
    then ``<srbench cache>/assets/F``, where ``srbench assets fetch`` puts converted files;
 4. if the entry has a URL: download into the cache folder (temporary file, sha256 check, rename).
 
-Nothing is downloaded at import or for entries without a URL. A sha256 mismatch is always an error.
+Nothing is downloaded at import or for entries without a URL. A sha256 mismatch is always an error,
+raised before the file is deserialised. Hashes are taken once per process
+(:func:`iqa.assets.file_sha256`: a method built again, or a family of networks sharing files, does
+not read its weights twice).
 """
 
 from __future__ import annotations
@@ -19,10 +22,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from iqa.assets import cache_root, sha256_bytes, sha256_file
+from iqa.assets import cache_root, file_sha256, sha256_bytes, sha256_file
 from iqa.errors import MissingAssetError, SrbenchError
 
-__all__ = ["cache_dir", "resolve_weights", "sha256_bytes", "sha256_file", "verify_sha256"]
+__all__ = ["cache_dir", "mismatch_advice", "resolve_weights", "sha256_bytes", "sha256_file", "verify_sha256"]
 
 ENV_WEIGHTS = "SRBENCH_WEIGHTS"
 ENV_CACHE = "SRBENCH_CACHE"
@@ -33,12 +36,19 @@ def cache_dir() -> Path:
     return cache_root() / "weights"
 
 
-def verify_sha256(path: str | os.PathLike[str], expected: str, actual: str | None = None) -> None:
-    """Raise a one-line ``SrbenchError`` unless the file's sha256 is ``expected``."""
-    actual = actual or sha256_file(path)
+def mismatch_advice(name: str | None = None) -> str:
+    """How to replace a weights file whose sha256 is wrong."""
+    fetch = f"run `srbench assets fetch {name} --force`, " if name else ""
+    return f"corrupt or different file; delete it, {fetch}or pass the right file with weights="
+
+
+def verify_sha256(path: str | os.PathLike[str], expected: str, actual: str | None = None, *,
+                  name: str | None = None) -> None:
+    """Raise a one-line ``SrbenchError`` unless the file's sha256 (hashed once per process) is ``expected``."""
+    actual = actual or file_sha256(path)
     if actual.lower() != expected.lower():
         raise SrbenchError(f"sha256 mismatch for {path}: expected {expected.lower()}, got {actual}"
-                           " (corrupt or different file; delete it or pass the right file with weights=)")
+                           f" ({mismatch_advice(name)})")
 
 
 def _candidates(file: str, weights: str | os.PathLike[str] | None) -> list[Path]:
@@ -83,12 +93,12 @@ def resolve_weights(file: str, sha256: str, *, url: str | None = None,
         path = _candidates(file, weights)[0]
         if not path.is_file():
             raise MissingAssetError(f"weights file{label} not found: {path} (option weights=)")
-        verify_sha256(path, sha256)
+        verify_sha256(path, sha256, name=name)
         return path, sha256.lower()
     tried = _candidates(file, None)
     for path in tried:
         if path.is_file():
-            verify_sha256(path, sha256)
+            verify_sha256(path, sha256, name=name)
             return path, sha256.lower()
     if url:
         return _download(url, cache_dir() / file, sha256), sha256.lower()

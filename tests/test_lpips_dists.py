@@ -221,10 +221,18 @@ def test_weights_are_found_in_each_place(tmp_path, monkeypatch, tv_alexnet):
     x, y = _image_pairs()[1]
     expected = iqa.create_metric("lpips", backbone=sd)(x, y)
 
+    # files found by name must have the known sha256 of that name: stand our random weights in
+    # for torchvision's file and for the converted asset
+    from dataclasses import replace
+
+    from iqa import assets as A
+    from iqa import weights as W
+
     hub = tmp_path / "torch_home" / "hub" / "checkpoints"
     hub.mkdir(parents=True)
     torch.save(sd, hub / name)
     assert find_backbone_weights("alexnet") == hub / name
+    monkeypatch.setitem(W.TORCHVISION_SHA256, "alexnet", A.sha256_file(hub / name))
     torch.testing.assert_close(iqa.create_metric("lpips")(x, y), expected, rtol=0, atol=0)
 
     env = tmp_path / "srbench_weights"
@@ -233,6 +241,10 @@ def test_weights_are_found_in_each_place(tmp_path, monkeypatch, tv_alexnet):
 
     save_file({k: v.contiguous() for k, v in sd.items()}, str(env / (Path(name).stem + ".safetensors")))
     assert find_backbone_weights("alexnet") == env / (Path(name).stem + ".safetensors")  # env before hub
+    with pytest.raises(SrbenchError, match="sha256 mismatch"):  # not the asset's bytes
+        iqa.create_metric("lpips")
+    converted = env / (Path(name).stem + ".safetensors")
+    monkeypatch.setitem(A.ASSETS._assets, "alexnet", replace(A.ASSETS.get("alexnet"), sha256=A.sha256_file(converted)))
     torch.testing.assert_close(iqa.create_metric("lpips")(x, y), expected, rtol=0, atol=0)
 
     explicit = tmp_path / "my_alexnet.pth"

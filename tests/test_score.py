@@ -227,6 +227,11 @@ def test_sfd_checkpoint_option_scores_with_a_trained_checkpoint(tmp_path, monkey
     torch.save({f"features.{k}": v for k, v in vgg16_features().state_dict().items()},
                weights / "vgg16-397923af.pth")
     monkeypatch.setenv("SRBENCH_WEIGHTS", str(weights))
+    import iqa.assets
+    import iqa.weights
+
+    # random weights under the official file name are refused unless their hash is the known one
+    monkeypatch.setitem(iqa.weights.TORCHVISION_SHA256, "vgg16", iqa.assets.sha256_file(weights / "vgg16-397923af.pth"))
     model = SFD(SFDConfig(feat_width=8, feat_layers=2, patch=32), build_backbone("vgg16"))
     ckpt = save_sfd(model, tmp_path / "sfd.safetensors", {"steps": 0})
     img = save(tmp_path / "imgs" / "a.png", photo(48, 40, 3))

@@ -103,6 +103,22 @@ def build_parser() -> argparse.ArgumentParser:
     pth = asub.add_parser("path", help="print the cached file of an asset")
     pth.add_argument("name", help="an asset name, or clip:NAME/TAG")
 
+    t = sub.add_parser("train", help="train an SR method (srbench train rrdn-x16 --config cpu --out DIR)",
+                       description="Train an SR method on <data>/train (Kodak24 held out for validation) into a "
+                                   "resumable folder: state.pt, train_log.jsonl and the checkpoint "
+                                   "model.safetensors, which `srbench run --methods METHOD:DIR/model.safetensors` "
+                                   "runs.")
+    t.add_argument("method", help="the recipe: " + ", ".join(_recipes()))
+    t.add_argument("--config", default="cpu", help="a preset (cpu, gpu) or a TOML file (default cpu)")
+    t.add_argument("--out", type=Path, required=True, help="training folder; rerun the command to resume")
+    t.add_argument("--data-root", help="folder holding train/ (default: SRBENCH_DATA, then the cache)")
+    t.add_argument("--device", help="auto (default), cpu, cuda or cuda:N")
+    t.add_argument("--init", type=Path, help="start from this checkpoint (recorded as the parent)")
+    t.add_argument("--steps", type=int, help="override the config's number of steps")
+    t.add_argument("--seed", type=int, help="override the config's seed")
+    t.add_argument("--no-validation", action="store_true", help="skip the Kodak24 validation")
+    t.add_argument("--no-progress", action="store_true", help="no progress bar")
+
     from .iqa_cli import add_iqa_parser
     from .score import add_score_parser
 
@@ -120,6 +136,23 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--no-plots", action="store_true", help="tables only (no figures)")
     rep.add_argument("--no-html", action="store_true", help="no index.html")
     return p
+
+
+def _recipes() -> list[str]:
+    from .train.recipes import RECIPES
+
+    return list(RECIPES)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from .train.loop import load_config, train
+    from .train.recipes import get_recipe
+
+    recipe = get_recipe(args.method)
+    cfg, opts = load_config(recipe, args.config, steps=args.steps, seed=args.seed, device=args.device)
+    train(recipe, cfg, opts, args.out, data_root=args.data_root, init=args.init,
+          progress=False if args.no_progress else None, validate=not args.no_validation)
+    return 0
 
 
 def _spec_from_args(args: argparse.Namespace):
@@ -372,7 +405,7 @@ def main(argv: list[str] | None = None) -> int:
             from .score import cmd_score
 
             handler = {"run": cmd_run, "list": cmd_list, "data": cmd_data, "report": cmd_report, "iqa": cmd_iqa,
-                       "score": cmd_score, "assets": cmd_assets}[args.command]
+                       "score": cmd_score, "assets": cmd_assets, "train": cmd_train}[args.command]
             command = args.command
             code = handler(args)
         except SrbenchError as e:

@@ -3,7 +3,8 @@
 ``create_method(name, device=None, **options)`` builds a method by name; ``list_methods()`` lists
 the catalogue names; ``method_info(name)`` describes one without building it. Besides the
 catalogue, ``"spandrel:PATH"`` loads any checkpoint spandrel recognises and ``"cascade:A+B"`` runs
-methods one after the other (`sr_methods.cascade`). Every method maps float32
+methods one after the other (`sr_methods.cascade`); ``"METHOD:PATH"`` runs a checkpoint written by
+``srbench train`` (`sr_methods.trained`). Every method maps float32
 RGB ``(B, 3, h, w)`` in ``[0, 1]`` to ``(B, 3, h*scale, w*scale)`` (see ``SRMethod``).
 
 Importing this package is cheap: no spandrel, no weights, no model is touched until a method is
@@ -69,6 +70,10 @@ def method_info(name: str) -> dict[str, Any]:
         from . import cascade
 
         return cascade.info(name)
+    from . import trained
+
+    if trained.split_name(name) is not None:
+        return trained.info(name)
     path = _spandrel_path(name)
     if path is not None:
         from .spandrel_adapter import build_from_path
@@ -89,11 +94,16 @@ def create_method(name: str, device: Any = None, **options: Any) -> SRMethod:
     if not isinstance(name, str):
         raise SrbenchError(f"method name must be a string, got {name!r}")
     path = _spandrel_path(name)
+    from . import trained
+
     if name.lower().startswith(CASCADE_PREFIX):
         from . import cascade
 
         _check_options(name, [], options)
         method: SRMethod = cascade.build(name)
+    elif trained.split_name(name) is not None:
+        _check_options(name, ["tile", "tile_overlap", "tile_blend"], options)
+        method = trained.build(name, **options)
     elif path is not None:
         from .spandrel_adapter import build_from_path
 

@@ -1,0 +1,18 @@
+"""The recipes ``srbench train METHOD`` knows: method name -> ``module:class`` (imported when used)."""
+
+from __future__ import annotations
+
+from iqa.errors import UnknownNameError
+
+RECIPES = {
+    "rrdn-x16": "bench.train.rrdn_x16:RRDNx16",
+}
+
+
+def get_recipe(name: str):
+    import importlib
+
+    if name not in RECIPES:
+        raise UnknownNameError("training recipe", name, list(RECIPES))
+    module, _, attr = RECIPES[name].partition(":")
+    return getattr(importlib.import_module(module), attr)

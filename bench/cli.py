@@ -356,7 +356,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def _compare(args: argparse.Namespace) -> int:
-    from .compare import compare_markdown, compare_runs, summary
+    from .compare import compare_markdown, compare_runs, metric_formats, summary
     from .html import Cell, section_html, table_html, text_html, write_page
 
     if len(args.runs) != 2:
@@ -373,10 +373,11 @@ def _compare(args: argparse.Namespace) -> int:
     if not args.no_html:
         body = []
         for metric, g in df.groupby("metric", sort=False):
+            fmt, dfmt = metric_formats(g)  # the report's digits rule: values that differ print differently
             rows = []
             for r in g.itertuples(index=False):
-                num = (lambda v: Cell(f"{v:.4f}", v) if v == v else Cell("-", None))
-                delta = (Cell(f"{r.delta:+.4f} [{r.ci_lo:+.4f}, {r.ci_hi:+.4f}]", r.delta,
+                num = (lambda v: Cell(fmt(v), v) if v == v else Cell("-", None))
+                delta = (Cell(f"{dfmt(r.delta, True)} [{dfmt(r.ci_lo, True)}, {dfmt(r.ci_hi, True)}]", r.delta,
                               ("significant",) if r.change.startswith(("better", "worse")) else ())
                          if r.delta == r.delta else Cell("-", None))
                 rows.append([f"{r.dataset} {r.degradation} {r.method}", num(r.old_mean), num(r.new_mean), delta,

@@ -2,7 +2,10 @@
 95 % bootstrap interval (paired over the images both runs scored; unpaired when they share none),
 and cells whose status changed (e.g. ``unavailable`` -> ``ok``).
 
-``srbench report --compare OLD NEW`` writes it as Markdown, CSV and HTML.
+``srbench report --compare OLD NEW`` writes it as Markdown, CSV (`write_compare_csv`: formula-like
+text neutralised) and HTML. Numbers print by the report's rule (`bench.report.choose_format`, per
+metric), so two means that differ print differently; a change is ``same`` only when every image
+scored identically.
 """
 
 from __future__ import annotations
@@ -12,10 +15,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from .report import _LABEL, _metric_meta, _num, load_runs
+from .report import _LABEL, NumFormat, _metric_meta, choose_format, default_decimals, load_runs, md_escape
 from .stats import LEVEL, paired_difference, unpaired_difference
 
-__all__ = ["compare_markdown", "compare_runs", "summary"]
+__all__ = ["compare_markdown", "compare_runs", "metric_formats", "summary", "write_compare_csv"]
 
 _KEYS = ["dataset", "degradation", "scale", "method"]
 
@@ -66,6 +69,8 @@ def compare_runs(old: Path, new: Path, seed: int = 0) -> pd.DataFrame:
                     row["change"] = "n.s."
                 if set(va) != set(vb):
                     row["change"] += f" (images: {len(va)} -> {len(vb)})"
+                if iv.n_inf:
+                    row["change"] += f" ({iv.n_inf} image(s) with an infinite score left out of the delta)"
             elif sa != sb:
                 row["change"] = f"{sa} -> {sb}"
             else:
@@ -78,27 +83,44 @@ def summary(df: pd.DataFrame) -> str:
     """``Summary: 12 same, 3 better, 1 n.s., 2 absent -> ok.``"""
     if df.empty:
         return "Summary: no cells in either run."
-    counts = df["change"].str.replace(r" \(images.*\)$", "", regex=True).value_counts()
+    counts = df["change"].str.replace(r" \(.*\)$", "", regex=True).value_counts()
     return "Summary (cells x metrics): " + ", ".join(f"{n} {k}" for k, n in counts.items()) + "."
 
 
+def write_compare_csv(df: pd.DataFrame, path: str | Path) -> None:
+    """Write the comparison as CSV through `bench.io.write_csv` (text a spreadsheet would run as a
+    formula, such as a method called ``=HYPERLINK(...)``, gets a leading quote)."""
+    from .io import write_csv
+
+    write_csv(df, path)
+
+
+def metric_formats(g: pd.DataFrame) -> tuple[NumFormat, NumFormat]:
+    """The (means, deltas) formats of one metric's rows of `compare_runs` (the report's rule)."""
+    means = [*g["old_mean"], *g["new_mean"]]
+    start = default_decimals(means)
+    return choose_format(means, start), choose_format(g["delta"], start)
+
+
 def compare_markdown(df: pd.DataFrame, old: Path, new: Path) -> str:
-    lines = ["# srbench comparison", "", f"Old: {old}. New: {new}.",
-             f"Delta = new - old, mean over images with its {int(LEVEL * 100)} % bootstrap interval (paired over "
-             "the images both runs scored); better/worse = the interval excludes 0 (in the metric's direction); "
-             "n.s. = it does not.", ""]
+    lines = ["# srbench comparison", "", md_escape(f"Old: {old}. New: {new}."),
+             (f"Delta = new - old, mean over images with its {int(LEVEL * 100)} % bootstrap interval (paired over "
+              "the images both runs scored); better/worse = the interval excludes 0 (in the metric's direction); "
+              "n.s. = it does not; same = identical on every image."), ""]
     if df.empty:
         return "\n".join(lines + ["No cells in either run."])
     lines.append(summary(df))
     lines.append("")
     for metric, g in df.groupby("metric", sort=False):
-        lines += [f"## {metric.upper()}", "", "| dataset | scale | method | old | new | delta [interval] | change |",
+        fmt, dfmt = metric_formats(g)
+        lines += [f"## {md_escape(metric.upper())}", "", "| dataset | scale | method | old | new | delta [interval] | change |",
                   "|---|---|---|---|---|---|---|"]
         for r in g.itertuples(index=False):
-            old_t = _num(metric, r.old_mean) if not math.isnan(r.old_mean) else r.old_status
-            new_t = _num(metric, r.new_mean) if not math.isnan(r.new_mean) else r.new_status
+            old_t = fmt(r.old_mean) if not math.isnan(r.old_mean) else r.old_status
+            new_t = fmt(r.new_mean) if not math.isnan(r.new_mean) else r.new_status
             d = ("" if math.isnan(r.delta) else
-                 f"{_num(metric, r.delta, True)} [{_num(metric, r.ci_lo, True)}, {_num(metric, r.ci_hi, True)}]")
-            lines.append(f"| {r.dataset} | {r.degradation} | {r.method} | {old_t} | {new_t} | {d or '-'} | {r.change} |")
+                 f"{dfmt(r.delta, True)} [{dfmt(r.ci_lo, True)}, {dfmt(r.ci_hi, True)}]")
+            cells = [r.dataset, r.degradation, r.method, old_t, new_t, d or "-", r.change]
+            lines.append("| " + " | ".join(md_escape(c) for c in cells) + " |")
         lines.append("")
     return "\n".join(lines)

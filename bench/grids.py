@@ -5,12 +5,16 @@ in it, the window where their outputs differ most:
 
 - **image**: the largest spread (max - min) across methods of the per-image metric (``psnr`` by
   default) among the methods with an ok value for that image; ties go to the smaller image id.
-- **window**: the ``crop`` x ``crop`` window (HR pixels, clipped to the image) with the largest
+- **window**: the ``crop`` x ``crop`` window (HR pixels, clipped to the scored region) with the largest
   mean across-method variance of the SR pixel values (per pixel: the variance over methods of each
   RGB value, averaged over the channels). It is found exactly over every window position with an
   integral image of the integer map ``sum_c (M * sum_m v^2 - (sum_m v)^2)`` (= ``3 M^2`` times the
   mean variance), in O(H W). With a single method, or outputs that agree everywhere, the squared
-  error to the HR image summed over the methods is used instead.
+  error to the HR image summed over the methods is used instead. The window lies inside the
+  region the protocol scores: the border it shaves (``crop_border``: ``scale`` pixels for
+  ``basicsr``, see `iqa.protocols`) is never shown, as methods differ most there for reasons the
+  scores ignore. An image too small to keep any pixel after the shave uses the whole image (the
+  caption says so).
 
 SR images come from the run folder (``RUN/sr/...``, written with ``save_sr``) or, when absent, are
 rebuilt: the method is created from the run's manifest (its name and options for that label) and
@@ -42,8 +46,8 @@ if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
     import torch
 
-__all__ = ["best_window", "comparison_grids", "disagreement_map", "hr_image", "select_images", "sr_image",
-           "window_sums"]
+__all__ = ["best_window", "comparison_grids", "disagreement_map", "hr_image", "scored_border", "select_images",
+           "sr_image", "window_sums"]
 
 log = logging.getLogger(__name__)
 
@@ -267,16 +271,33 @@ def window_sums(dmap: np.ndarray, h: int, w: int) -> np.ndarray:
     return ii[h:, w:] - ii[:-h, w:] - ii[h:, :-w] + ii[:-h, :-w]
 
 
-def best_window(dmap: np.ndarray, crop: int) -> tuple[int, int, int, int]:
-    """``(y, x, h, w)`` of the ``crop`` x ``crop`` window (clipped to the map) with the largest sum
-    of ``dmap``; the first in row-major order on ties."""
+def best_window(dmap: np.ndarray, crop: int, border: int = 0) -> tuple[int, int, int, int]:
+    """``(y, x, h, w)`` of the ``crop`` x ``crop`` window with the largest sum of ``dmap`` among the
+    windows inside the map less a ``border`` of pixels on every side (the region a protocol
+    scores; the window is clipped to it); the first in row-major order on ties. A border that
+    would leave nothing is ignored."""
     if isinstance(crop, bool) or not isinstance(crop, (int, np.integer)) or crop < 1:
         raise SrbenchError(f"crop must be a positive int, got {crop!r}")
+    if isinstance(border, bool) or not isinstance(border, (int, np.integer)) or border < 0:
+        raise SrbenchError(f"border must be an int >= 0, got {border!r}")
     H, W = dmap.shape
-    h, w = min(int(crop), H), min(int(crop), W)
-    sums = window_sums(dmap, h, w)
+    b = int(border) if H - 2 * int(border) >= 1 and W - 2 * int(border) >= 1 else 0
+    inner = dmap[b:H - b, b:W - b]
+    h, w = min(int(crop), inner.shape[0]), min(int(crop), inner.shape[1])
+    sums = window_sums(inner, h, w)
     y, x = np.unravel_index(int(np.argmax(sums)), sums.shape)
-    return int(y), int(x), h, w
+    return int(y) + b, int(x) + b, h, w
+
+
+def scored_border(protocol: str | None, scale: int) -> int:
+    """The border (pixels) the protocol ``protocol`` shaves at ``scale`` before scoring; an unknown
+    or missing protocol is taken as ``basicsr`` (the default, which shaves ``scale`` pixels)."""
+    from iqa.protocols import DEFAULT_PROTOCOL, get_protocol
+
+    try:
+        return int(get_protocol(protocol or DEFAULT_PROTOCOL).crop_border(int(scale)))
+    except SrbenchError:
+        return int(get_protocol(DEFAULT_PROTOCOL).crop_border(int(scale)))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -321,8 +342,9 @@ def _thumbnail(hr: np.ndarray) -> np.ndarray:
 
 
 def _draw(hr: np.ndarray, panels: list[tuple[str, np.ndarray, str]], window: tuple[int, int, int, int],
-          title: str):
-    """Figure: HR thumbnail with the window, then the HR crop and one crop per method."""
+          title: str, border: int = 0):
+    """Figure: HR thumbnail with the window (and, dashed, the scored region inside the shaved
+    ``border``), then the HR crop and one crop per method."""
     from matplotlib.figure import Figure
     from matplotlib.patches import Rectangle
 
@@ -335,6 +357,9 @@ def _draw(hr: np.ndarray, panels: list[tuple[str, np.ndarray, str]], window: tup
     H, W = hr.shape[:2]
     ax = axes[0]
     ax.imshow(_thumbnail(hr), extent=(0, W, H, 0), interpolation="antialiased")
+    if border:
+        ax.add_patch(Rectangle((border, border), W - 2 * border, H - 2 * border, fill=False, edgecolor="white",
+                               linewidth=0.8, linestyle="--"))
     ax.add_patch(Rectangle((x, y), w, h, fill=False, edgecolor="red", linewidth=1.5))
     ax.set_title(f"HR {W}x{H}, crop at ({x}, {y})", fontsize=8)
     for ax, (label, crop, text) in zip(axes[1:], panels):
@@ -421,7 +446,12 @@ def comparison_grids(run_dir: str | Path, scores: "pd.DataFrame", out_dir: str |
             log.warning("no grid for %s %s %s: %s", ds, deg, image, "; ".join(skipped))
             continue
         dmap, rule = disagreement_map([a for _, a in srs], hr)
-        y, x, h, w = best_window(dmap, crop)
+        protocols = df.loc[(df["dataset"] == ds) & (df["degradation"] == deg), "protocol"].dropna() \
+            if "protocol" in df else []
+        protocol = spec.get("protocol") or (str(protocols.iloc[0]) if len(protocols) else None)
+        border = scored_border(protocol, scale)
+        y, x, h, w = best_window(dmap, crop, border)
+        shaved = border if (hr.shape[0] > 2 * border and hr.shape[1] > 2 * border) else 0
         hr_crop = hr[y:y + h, x:x + w]
         panels = [("HR", hr_crop, f"crop {w}x{h} (x{scale} SR)")]
         table = []
@@ -432,18 +462,24 @@ def comparison_grids(run_dir: str | Path, scores: "pd.DataFrame", out_dir: str |
             text += f"\nimage {chosen_metric.upper()} {values[label]:.4g}"
             panels.append((label, c, text))
             table.append({"dataset": ds, "degradation": deg, "scale": scale, "image": image, "method": label,
-                          "crop_y": y, "crop_x": x, "crop_h": h, "crop_w": w, "crop_psnr_y": p, "crop_ssim_y": s,
+                          "crop_y": y, "crop_x": x, "crop_h": h, "crop_w": w, "border": shaved,
+                          "crop_psnr_y": p, "crop_ssim_y": s,
                           f"image_{chosen_metric}": float(values[label])})
         title = f"{ds} {deg}, image {image}"
         with _style():
-            fig = _draw(hr, panels, (y, x, h, w), title)
+            fig = _draw(hr, panels, (y, x, h, w), title, shaved)
         rule_text = ("the largest mean across-method variance of the SR pixel values (RGB)" if rule == "variance"
                      else "the largest squared error to HR summed over the methods (the outputs do not differ)")
         caption = (f"{ds} {deg} (x{scale}), image {image}: crop of {w}x{h} HR pixels at x={x}, y={y} (top-left "
                    f"corner) of the {hr.shape[1]}x{hr.shape[0]} HR image (cropped to a multiple of {scale}). The "
                    f"image is the one of this cell where the methods' {chosen_metric.upper()} ({direction}) "
                    f"spreads most (max - min = {pick['spread']:.4g} over {int(pick['n_methods'])} methods); the "
-                   f"window is the one with {rule_text}. Panels: HR, then each method's crop, enlarged with "
+                   f"window is the one with {rule_text}, "
+                   + (f"inside the scored region (the {shaved}-pixel border the {protocol or 'basicsr'} protocol "
+                      f"shaves is never shown)" if shaved else
+                      ("anywhere in the image (the protocol shaves no border)" if not border else
+                       f"anywhere in the image (too small to keep the {border}-pixel shaved border out)"))
+                   + f". Panels: HR, then each method's crop, enlarged with "
                    f"nearest neighbour; scores on the crop: PSNR and SSIM on the BT.601 Y channel (0..255, no "
                    f"border shaved), and the method's whole-image {chosen_metric.upper()} from the run.")
         if chosen_metric != metric:
@@ -456,5 +492,6 @@ def comparison_grids(run_dir: str | Path, scores: "pd.DataFrame", out_dir: str |
         if skipped:
             caption += " Not shown: " + "; ".join(skipped) + "."
         stem = safe_stem("grid", str(ds), str(deg), str(image))
-        infos.append(save_figure(fig, out_dir, stem, title=title, caption=caption, data=pd.DataFrame(table)))
+        infos.append(save_figure(fig, out_dir, stem, title=title, caption=caption, data=pd.DataFrame(table),
+                                 dataset=ds))
     return infos

@@ -19,12 +19,22 @@ DataFrame). Nothing to plot gives ``[]``, never an exception.
   and its axis label says so with a ``?``.
 - Confidence intervals: 95 % percentile bootstrap of the mean over images (2000 resamples,
   seed 0), `bench.stats.bootstrap_ci`.
+- Order: datasets, scales and methods appear in the order of the input frame (the report passes
+  its scores in table order, `bench.report.ordered_scores`), so figures and tables agree; a
+  method keeps its colour across the figures of a dataset.
+- Infinite scores (PSNR of an output identical to its reference) cannot be drawn: they are left
+  out of points and means, and the caption counts them per method and scale; nothing is dropped
+  silently.
+- Perception-distortion labels never overlap each other, the points or the corner note: each
+  label takes the nearest free place around its point (a thin leader line joins the two when the
+  label had to move away), see `place_labels`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import math
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,8 +51,8 @@ if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
     from matplotlib.figure import Figure
 
-__all__ = ["FigureInfo", "bootstrap_ci", "cell_summary", "distributions", "metric_direction", "perception_distortion",
-           "quality_vs_scale", "safe_stem", "save_figure", "throughput"]
+__all__ = ["FigureInfo", "bootstrap_ci", "cell_summary", "distribution_panels", "distributions", "metric_direction",
+           "perception_distortion", "place_labels", "quality_vs_scale", "safe_stem", "save_figure", "throughput"]
 
 DPI = 120
 N_BOOT = 2000
@@ -57,14 +67,16 @@ _MARKERS = ("o", "s", "^", "D", "v", "P", "X", "<", ">", "h", "*", "p")
 
 @dataclass
 class FigureInfo:
-    """One written figure: its PNG and SVG files, a plain-text title and caption (not escaped), and
-    the numbers it shows (``data``, a DataFrame; ``None`` when not applicable)."""
+    """One written figure: its PNG and SVG files, a plain-text title and caption (not escaped), the
+    numbers it shows (``data``, a DataFrame; ``None`` when not applicable) and the dataset it is
+    about (``None`` for figures over several)."""
 
     png: Path
     svg: Path
     title: str
     caption: str
     data: Any = None
+    dataset: str | None = None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -138,7 +150,7 @@ def _colors(names: list[str]) -> dict[str, Any]:
 
 
 def save_figure(fig: "Figure", out_dir: str | Path, stem: str, *, title: str = "", caption: str = "",
-                data: Any = None) -> FigureInfo:
+                data: Any = None, dataset: str | None = None) -> FigureInfo:
     """Write ``fig`` as ``<stem>.png`` (120 dpi) and ``<stem>.svg`` in ``out_dir`` (reproducibly:
     fixed SVG hash salt, no date, text kept as text) and release it. A ``stem`` that is not a safe
     file name already is passed through `safe_stem`."""
@@ -156,7 +168,7 @@ def save_figure(fig: "Figure", out_dir: str | Path, stem: str, *, title: str = "
         if "matplotlib.pyplot" in sys.modules:  # a figure made with pyplot by a caller is released too
             sys.modules["matplotlib.pyplot"].close(fig)
         fig.clear()
-    return FigureInfo(png, svg, title, caption, data)
+    return FigureInfo(png, svg, title, caption, data, None if dataset is None else str(dataset))
 
 
 def _series(df: "pd.DataFrame") -> "pd.DataFrame":
@@ -191,7 +203,8 @@ def _scale_text(scales: list[int]) -> str:
 
 def _gaps(df: "pd.DataFrame", metric: str) -> list[str]:
     """Plain-text notes on the cells of ``df`` (one dataset) without ``metric`` numbers, per series:
-    ``"m: unsupported at x2, x8"``, and on cells where some images failed."""
+    ``"m: unsupported at x2, x8"``, on cells where some images failed, and on infinite scores
+    (which cannot be drawn)."""
     rows = df[(df["metric"] == metric) | (df["metric"] == "*")]
     scales = sorted(df["scale"].unique())
     notes = []
@@ -199,10 +212,17 @@ def _gaps(df: "pd.DataFrame", metric: str) -> list[str]:
         mine = rows[rows["series"] == series]
         reasons: dict[str, list[int]] = {}
         partial = []
+        infinite = []
         for scale in scales:
             cell = mine[mine["scale"] == scale]
-            ok = cell[(cell["status"] == "ok") & (cell["metric"] == metric) & np.isfinite(cell["value"])]
-            if len(ok) == 0:
+            scored = cell[(cell["status"] == "ok") & (cell["metric"] == metric)]
+            values = scored["value"].astype("float64")
+            ok = scored[np.isfinite(values)]
+            inf = scored[np.isinf(values)]
+            if len(inf):
+                infinite.append(f"{inf['image'].nunique()} image(s) scored {'inf' if (inf['value'] > 0).all() else '+-inf'}"
+                                f" at x{scale}")
+            if len(ok) == 0 and len(inf) == 0:
                 bad = cell[cell["status"] != "ok"]
                 status = "not run"
                 for s in ("unsupported", "unavailable", "missing", "error"):
@@ -213,7 +233,7 @@ def _gaps(df: "pd.DataFrame", metric: str) -> list[str]:
                     status = "error"  # rows but no finite value
                 reasons.setdefault(_STATUS_TEXT.get(status, status), []).append(int(scale))
             else:
-                failed = set(cell.loc[cell["status"] != "ok", "image"]) - set(ok["image"]) - {"*"}
+                failed = set(cell.loc[cell["status"] != "ok", "image"]) - set(scored["image"]) - {"*"}
                 if failed:
                     partial.append(f"{len(failed)} image(s) failed at x{scale}")
         if reasons:
@@ -221,6 +241,8 @@ def _gaps(df: "pd.DataFrame", metric: str) -> list[str]:
             notes.append(f"{series}: {parts}")
         if partial:
             notes.append(f"{series}: {', '.join(partial)} (mean over the images that worked)")
+        if infinite:
+            notes.append(f"{series}: {', '.join(infinite)} (not drawn: the mean is infinite)")
     return notes
 
 
@@ -309,7 +331,7 @@ def quality_vs_scale(scores: "pd.DataFrame", metric: str, out_dir: str | Path) -
             caption += " No numbers or partial: " + "; ".join(gaps) + "."
         data = s.reset_index(drop=True)
         infos.append(save_figure(fig, out_dir, safe_stem("quality", metric, ds), title=title, caption=caption,
-                                 data=data))
+                                 data=data, dataset=ds))
     return infos
 
 
@@ -358,8 +380,6 @@ def perception_distortion(scores: "pd.DataFrame", out_dir: str | Path, x: str = 
             for _, r in p.iterrows():
                 ax.scatter([r["x"]], [r["y"]], color=colors[r["series"]], marker=markers[int(r["scale"])], s=42,
                            edgecolors="black", linewidths=0.4, zorder=3)
-                ax.annotate(f"x{int(r['scale'])}", (r["x"], r["y"]), textcoords="offset points", xytext=(5, 4),
-                            fontsize=7, color=colors[r["series"]])
             for name in series:  # connect a method's scales, thin, in scale order
                 q = p[p["series"] == name].sort_values("scale")
                 if len(q) > 1:
@@ -372,21 +392,90 @@ def perception_distortion(scores: "pd.DataFrame", out_dir: str | Path, x: str = 
             ax.set_xlabel(_txt(metric_label(x)))
             ax.set_ylabel(_txt(metric_label(y)))
             vert, horiz = corner.split("-")
-            ax.text(0.98 if horiz == "right" else 0.02, 0.97 if vert == "top" else 0.03, "best corner",
-                    transform=ax.transAxes, ha=horiz, va=vert, fontsize=8, style="italic", color="dimgray")
+            note = ax.text(0.98 if horiz == "right" else 0.02, 0.97 if vert == "top" else 0.03, "best corner",
+                           transform=ax.transAxes, ha=horiz, va=vert, fontsize=8, style="italic", color="dimgray")
             ax.margins(0.12)
+            place_labels(ax, list(zip(p["x"], p["y"])), [f"x{int(sc)}" for sc in p["scale"]],
+                         [colors[n] for n in p["series"]], obstacles=[note])
             title = f"{ds}: {y.upper()} vs {x.upper()}"
             ax.set_title(_txt(title))
         caption = (f"{ds}: perception-distortion plane; each point is one method at one scale (colour: method, "
                    f"marker and label: scale), the mean over the images where both {x.upper()} "
                    f"({metric_direction(x)[1]}) and {y.upper()} ({metric_direction(y)[1]}) were computed. "
                    f"The best corner is {corner}.")
-        gaps = sorted(set(_gaps(d, x) + _gaps(d, y)))
+        gaps = list(dict.fromkeys(_gaps(d, x) + _gaps(d, y)))
         if gaps:
             caption += " No numbers or partial: " + "; ".join(gaps) + "."
         infos.append(save_figure(fig, out_dir, safe_stem("pd", x, y, ds), title=title, caption=caption,
-                                 data=p.reset_index(drop=True).rename(columns={"x": f"{x}_mean", "y": f"{y}_mean"})))
+                                 data=p.reset_index(drop=True).rename(columns={"x": f"{x}_mean", "y": f"{y}_mean"}),
+                                 dataset=ds))
     return infos
+
+
+def place_labels(ax, points: list[tuple[float, float]], labels: list[str], colors: list[Any], *,
+                 obstacles: list[Any] = (), marker_px: float = 6.0, fontsize: float = 7.0) -> list[Any]:
+    """Annotate each point of ``ax`` (data coordinates) with its label so that no two labels
+    overlap, no label covers a point or one of the ``obstacles`` (text artists), and every label
+    stays inside the axes. Each label takes, in order, the first free candidate place on rings of
+    growing distance around its point (8 directions per ring, nearest first); when none is free,
+    the place that overlaps least. A label placed away from its point is joined to it by a thin
+    leader line. Deterministic; the axes limits are frozen first. Returns the annotations."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.transforms import Bbox
+
+    fig = ax.figure
+    if not isinstance(fig.canvas, FigureCanvasAgg):
+        FigureCanvasAgg(fig)
+    ax.autoscale_view()
+    ax.set_xlim(ax.get_xlim())
+    ax.set_ylim(ax.get_ylim())
+    fig.draw_without_rendering()  # lay the figure out: the pixel positions below are final
+    renderer = fig.canvas.get_renderer()
+    frame = ax.get_window_extent(renderer)
+    pts = ax.transData.transform(np.asarray(points, dtype=np.float64).reshape(-1, 2)) if points else np.zeros((0, 2))
+    to_pt = 72.0 / fig.dpi
+    pad = 1.5
+    blocked = [Bbox.from_extents(px - marker_px, py - marker_px, px + marker_px, py + marker_px) for px, py in pts]
+    blocked += [o.get_window_extent(renderer) for o in obstacles]
+    placed: list[Any] = []
+    out = []
+    angles = [45, 0, 90, 135, 180, 315, 270, 225]
+    for (px, py), (x, y), label, color in zip(pts, points, labels, colors):
+        probe = ax.annotate(label, (0, 0), xycoords="figure pixels", fontsize=fontsize, ha="center", va="center")
+        ext = probe.get_window_extent(renderer)
+        probe.remove()
+        w, h = ext.width + 2 * pad, ext.height + 2 * pad
+        best = None
+        for ring in range(8):
+            gap = marker_px + 1.0 + ring * 0.6 * max(h, 6.0)
+            for a in angles:
+                c, s_ = math.cos(math.radians(a)), math.sin(math.radians(a))
+                cx, cy = px + c * (gap + w / 2), py + s_ * (gap + h / 2)
+                box = Bbox.from_extents(cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2)
+                inside = (box.x0 >= frame.x0 and box.x1 <= frame.x1 and box.y0 >= frame.y0 and box.y1 <= frame.y1)
+                overlap = sum(_overlap(box, b) for b in blocked + placed) + (0.0 if inside else w * h)
+                if best is None or overlap < best[0]:
+                    best = (overlap, box, ring)
+                if overlap == 0:
+                    break
+            if best[0] == 0:
+                break
+        _, box, ring = best
+        placed.append(box)
+        cx, cy = (box.x0 + box.x1) / 2, (box.y0 + box.y1) / 2
+        arrow = {"arrowstyle": "-", "color": color, "linewidth": 0.6, "shrinkA": 0, "shrinkB": marker_px / 2,
+                 "alpha": 0.8} if ring > 0 else None
+        out.append(ax.annotate(label, (float(x), float(y)), xycoords="data",
+                               xytext=((cx - px) * to_pt, (cy - py) * to_pt), textcoords="offset points",
+                               ha="center", va="center", fontsize=fontsize, color=color, zorder=4,
+                               arrowprops=arrow, annotation_clip=False))
+    return out
+
+
+def _overlap(a, b) -> float:
+    w = min(a.x1, b.x1) - max(a.x0, b.x0)
+    h = min(a.y1, b.y1) - max(a.y0, b.y0)
+    return w * h if w > 0 and h > 0 else 0.0
 
 
 # ---------------------------------------------------------------------------------------------
@@ -439,7 +528,75 @@ def distributions(scores: "pd.DataFrame", metric: str, out_dir: str | Path) -> l
         if gaps:
             caption += " No numbers or partial: " + "; ".join(gaps) + "."
         infos.append(save_figure(fig, out_dir, safe_stem("dist", metric, ds, str(deg)), title=title, caption=caption,
-                                 data=v.reset_index(drop=True).assign(scale=scale)))
+                                 data=v.reset_index(drop=True).assign(scale=scale), dataset=ds))
+    return infos
+
+
+def distribution_panels(scores: "pd.DataFrame", metric: str, out_dir: str | Path, *,
+                        panels_per_row: int = 4) -> list[FigureInfo]:
+    """One figure per dataset with one panel per degradation (scale), side by side: the box plot of
+    the per-image ``metric`` of each method, the images as (seeded, jittered) points and the mean
+    as a white triangle; the same content as `distributions`, a row instead of a column of
+    figures. Each panel keeps its own value axis (scales differ a lot)."""
+    if scores is None or len(scores) == 0:
+        return []
+    df = _series(scores)
+    vals = _ok_values(df, metric)
+    if vals.empty:
+        return []
+    infos = []
+    for ds in dict.fromkeys(df["dataset"]):
+        d = df[df["dataset"] == ds]
+        v = vals[vals["dataset"] == ds]
+        if v.empty:
+            continue
+        degs = [deg for deg in dict.fromkeys(d.sort_values("scale", kind="stable")["degradation"])
+                if (v["degradation"] == deg).any()]
+        series_all = list(dict.fromkeys(d["series"]))
+        colors = _colors(series_all)
+        ncols = min(len(degs), max(1, int(panels_per_row)))
+        nrows = math.ceil(len(degs) / ncols)
+        longest = max(len(str(s)) for s in series_all)
+        rotate = len(series_all) > 3 or longest > 10
+        rng = np.random.default_rng(SEED)
+        with _style():
+            fig = _figure(max(4.5, 2.7 * ncols + 0.6), (3.3 if rotate else 2.9) * nrows + 0.3)
+            axes = np.atleast_1d(fig.subplots(nrows, ncols, squeeze=False).ravel())
+            counts = []
+            for ax, deg in zip(axes, degs):
+                cell = v[v["degradation"] == deg]
+                series = [s for s in series_all if (cell["series"] == s).any()]
+                arrays = [cell.loc[cell["series"] == s, "value"].to_numpy(np.float64) for s in series]
+                pos = np.arange(1, len(series) + 1)
+                bp = ax.boxplot(arrays, positions=pos, widths=0.55, showfliers=False, patch_artist=True,
+                                medianprops={"color": "black"})
+                for patch, s in zip(bp["boxes"], series):
+                    patch.set_facecolor(colors[s])
+                    patch.set_alpha(0.35)
+                for p_, a, s in zip(pos, arrays, series):
+                    jitter = rng.uniform(-0.16, 0.16, size=a.size)
+                    ax.scatter(p_ + jitter, a, s=8, color=colors[s], edgecolors="none", alpha=0.85, zorder=3)
+                    ax.scatter([p_], [a.mean()], marker="^", s=30, color="white", edgecolors="black", zorder=4)
+                ax.set_xticks(pos)
+                ax.set_xticklabels([_txt(s) for s in series], rotation=30 if rotate else 0,
+                                   ha="right" if rotate else "center")
+                ax.set_xlim(0.4, len(series) + 0.6)
+                ax.set_title(_txt(str(deg)))
+                counts.append(f"{deg}: " + ", ".join(f"{s} {a.size}" for s, a in zip(series, arrays)))
+            for ax in axes[len(degs):]:
+                ax.set_axis_off()
+            axes[0].set_ylabel(_txt(metric_label(metric)))
+            title = f"{ds}: per-image {metric.upper()}"
+            fig.suptitle(_txt(title))
+        caption = (f"{ds}: per-image {metric.upper()} ({metric_direction(metric)[1]}) of each method, one panel per "
+                   f"scale (own value axis); box: quartiles and median, whiskers: the furthest image within 1.5 IQR, "
+                   f"points: the images (jittered sideways), white triangle: the mean. Images per method: "
+                   + "; ".join(counts) + ".")
+        gaps = _gaps(d, metric)
+        if gaps:
+            caption += " No numbers or partial: " + "; ".join(gaps) + "."
+        infos.append(save_figure(fig, out_dir, safe_stem("dists", metric, ds), title=title, caption=caption,
+                                 data=v.reset_index(drop=True), dataset=ds))
     return infos
 
 
@@ -505,7 +662,7 @@ def throughput(timings: "pd.DataFrame", out_dir: str | Path) -> list[FigureInfo]
         axes[0].invert_yaxis()
         title = "Throughput per method"
         fig.suptitle(title)
-    datasets = ", ".join(sorted(map(str, timings["dataset"].dropna().unique()))) if "dataset" in timings else "?"
+    datasets = ", ".join(dict.fromkeys(map(str, timings["dataset"].dropna()))) if "dataset" in timings else "?"
     devices = ", ".join(sorted(t["device"].unique()))
     caption = (f"Speed of the SR step alone (method.upscale on an LR image already in memory, per image): "
                f"median over images of images per second (left) and milliseconds per megapixel of SR output "

@@ -145,6 +145,7 @@ def _fill_cause(df: pd.DataFrame) -> pd.DataFrame:
     """Rows written before the ``cause`` column existed get one from their status and message."""
     if "cause" not in df.columns:
         df = df.assign(cause=None)
+    df["cause"] = df["cause"].astype(object)  # an all-missing column reads as float64 from Parquet
     todo = df["cause"].isna()
     if todo.any():
         def guess(status: str, message: str) -> str:

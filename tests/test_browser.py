@@ -2,13 +2,16 @@
 
 Skips with the reason when Chromium, chromedriver or selenium is missing
 (``apt-get install chromium chromium-driver``, ``pip install selenium``). The page is opened from
-a file:// URL; its CSP and the browser's flags keep Chromium off the network. A screenshot is kept
-in ``reports/browser-test/screenshot.png`` (git-ignored) for humans to look at.
+a file:// URL; its CSP and the browser's flags keep Chromium off the network. Screenshots are kept
+in ``reports/browser-test/`` (git-ignored) for humans to look at: ``screenshot.png`` (the test page),
+``report.png`` (a small real report) and ``report-paper.png`` (the whole page of a report the size
+of a paper's: 2 datasets x 4 scales x 3 methods x 4 metrics, at 1400 px).
 """
 
 from __future__ import annotations
 
 import io
+import json
 import shutil
 import sys
 
@@ -139,7 +142,7 @@ def _column(driver, table_id: str, col: int) -> list[tuple[str, float | None]]:
 
 
 def _click_header(driver, table_id: str, col: int) -> str:
-    th = driver.find_elements("css selector", f"#{table_id} thead th")[col]
+    th = driver.find_elements("css selector", f"#{table_id} thead tr:last-child th")[col]
     th.find_element("tag name", "button").click()
     return th.get_attribute("aria-sort")
 
@@ -221,7 +224,7 @@ def test_numeric_headers_sort_both_ways(page, table_id, scores):
             got = _column(page, table_id, col)
             assert [v for _, v in got] == expected, (table_id, col, order)
             assert all(pairs[m] == v for m, v in got)  # whole rows moved, not just cells
-        others = page.find_elements("css selector", f"#{table_id} thead th")
+        others = page.find_elements("css selector", f"#{table_id} thead tr:last-child th")
         assert [th.get_attribute("aria-sort") for th in others].count("none") == n_cols
     # the method column sorts as text
     names = sorted(scores, key=str.casefold)
@@ -285,9 +288,140 @@ def test_a_real_report_renders_and_sorts(driver, tmp_path):
     assert _click_header(driver, "lb-psnr", 1) == "ascending"
     values = [v for _, v in _column(driver, "lb-psnr", 1)]
     assert values == sorted(values) and len(values) == 3
-    assert "\\begin{tabular}" in driver.find_element("tag name", "pre").text
+    latex = driver.find_element("css selector", "details.latex")
+    latex.find_element("tag name", "summary").click()  # folded under each table: unfold it
+    assert "\\begin{tabular}" in latex.find_element("tag name", "pre").text
     shot = REPO / "reports" / "browser-test" / "report.png"
     shot.parent.mkdir(parents=True, exist_ok=True)
     driver.save_screenshot(str(shot))
     with Image.open(shot) as im:
         assert im.width >= 1000 and len(set(np.asarray(im.convert("L")).ravel().tolist())) > 20
+
+
+# -- a report of the size the issue describes ---------------------------------------------------------
+
+PAPER_SHOT = REPO / "reports" / "browser-test" / "report-paper.png"
+PAGE_HEIGHT_LIMIT = 16000  # px at 1400 px; the one-column layout gave 34,761 px for a run of this shape
+
+
+@pytest.fixture(scope="module")
+def paper_report(tmp_path_factory):
+    """Two datasets (5 and 14 images, spec order tiny5 before tiny14, the reverse of their names'
+    order) x x2..x16 x bicubic/lanczos/nearest, PSNR and SSIM computed by the runner, LPIPS and
+    SFD-IQA-VGG16 rows added the way the networks would score (SFD-IQA saturating near 0 at
+    x8/x16), then `srbench report`."""
+    require_chromium()
+    import math
+
+    import pandas as pd
+
+    from bench.report import write_report
+    from bench.runner import Runner
+    from bench.spec import MethodSpec, RunSpec
+    from tests.helpers import photo, write_manifest
+
+    root = tmp_path_factory.mktemp("paper")
+    with pytest.MonkeyPatch.context() as mp:
+        man = root / "manifests"
+        for name, n in (("tiny5", 5), ("tiny14", 14)):
+            write_manifest(man, name, '[layout]\nhr = "HR/*"\n')
+            hr = root / "data" / name / "HR"
+            hr.mkdir(parents=True)
+            for i in range(n):
+                Image.fromarray(photo(128, 128, seed=100 * n + i)).save(hr / f"img_{i:03d}.png")
+        mp.setenv("SRBENCH_MANIFESTS", str(man))
+        spec = RunSpec(("tiny5", "tiny14"), (2, 4, 8, 16),
+                       tuple(MethodSpec(m, m) for m in ("bicubic", "lanczos", "nearest")), ("psnr", "ssim"),
+                       device="cpu", data_root=str(root / "data"))
+        run = root / "run"
+        Runner(spec, run, echo=lambda s: None, progress=False, fetch=False).run()
+        rng = np.random.default_rng(0)
+        offset = {"bicubic": 0.0, "lanczos": 0.15, "nearest": -0.6}
+        for cell in sorted((run / "cells").glob("*/*/*")):
+            parts = sorted(cell.glob("part-*.parquet"))
+            df = pd.concat([pd.read_parquet(p) for p in parts], ignore_index=True)
+            extra = []
+            for r in df[df["metric"] == "psnr"].to_dict("records"):
+                logit = 7 - 1.5 * r["scale"] + offset[r["method"]] + rng.normal(0, 0.5)
+                extra.append({**r, "metric": "lpips", "value": float(np.clip(1.05 - 0.03 * r["value"], 0.01, 0.9))})
+                extra.append({**r, "metric": "sfd-iqa-vgg16", "value": 1 / (1 + math.exp(-logit))})
+            merged = pd.concat([df, pd.DataFrame(extra)[df.columns].astype(df.dtypes.to_dict())], ignore_index=True)
+            for p in parts:
+                p.unlink()
+            merged.to_parquet(cell / "part-00000.parquet")  # one part: a later part would replace these rows
+        manifest = json.loads((run / "manifest.json").read_text())
+        manifest["spec"]["metrics"] = ["psnr", "ssim", "lpips", "sfd-iqa-vgg16"]
+        (run / "manifest.json").write_text(json.dumps(manifest))
+        write_report([run], root / "rep", echo=lambda s: None)
+    return root / "rep" / "index.html"
+
+
+def test_a_paper_sized_report_is_compact_navigable_and_complete(driver, paper_report):
+    driver.set_window_size(1400, 1000)
+    driver.get_log("browser")
+    driver.get(paper_report.as_uri())
+    assert _severe(driver) == [] and driver.execute_script("return window.__errors") == []
+    assert driver.execute_script("return window.innerWidth") == 1400
+    ids = [t.get_attribute("id") for t in driver.find_elements("css selector", "table.sortable")]
+    assert ids == [f"{k}-{m}" for m in ("psnr", "ssim", "lpips", "sfd-iqa-vgg16") for k in ("lb", "ref")]
+    # compact tables: the mean and its interval each stay on one line, and every table fits the page
+    layout = driver.execute_script("""
+      var out = {lines: [], wraps: []};
+      document.querySelectorAll('table[id^="lb-"] td.two-line').forEach(function (td) {
+        out.lines.push([td.querySelector('.v').getClientRects().length, td.querySelector('.sub').getClientRects().length]);
+      });
+      document.querySelectorAll('table[id^="lb-"]').forEach(function (t) {
+        var w = t.closest('.table-wrap'); out.wraps.push([t.id, w.scrollWidth, w.clientWidth]);
+      });
+      return out;""")
+    assert len(layout["lines"]) == 4 * 8 * 3 and all(v == [1, 1] for v in layout["lines"])
+    assert all(sw <= cw + 1 for _, sw, cw in layout["wraps"]), layout["wraps"]
+    cells = driver.execute_script(
+        "return Array.from(document.querySelectorAll('#lb-sfd-iqa-vgg16 td')).map(function (c) { return c.textContent; })")
+    assert not [c for c in cells if c.startswith("0.0000")], cells  # saturated scores are not printed as zero
+    # the page: measured height, box plots and quality curves side by side, datasets in table order
+    height = driver.execute_script("return document.documentElement.scrollHeight")
+    print(f"page height at 1400 px: {height} px")
+    assert height < PAGE_HEIGHT_LIMIT, height
+    tops = driver.execute_script(  # the first grid: tiny5's quality-against-scale curves of the 4 metrics
+        "return Array.from(document.querySelector('.figure-grid.cols-2').querySelectorAll('figure'))"
+        ".map(function (f) { return Math.round(f.getBoundingClientRect().top); })")
+    assert len(tops) == 4 and tops[0] == tops[1] and tops[2] == tops[3] and tops[2] > tops[0]  # two per row
+    captions = [c.split(" ")[0].rstrip(":") for c in driver.execute_script(
+        "return Array.from(document.querySelectorAll('figcaption')).map(function (f) { return f.textContent; })")]
+    named = [c for c in captions if c in ("tiny5", "tiny14")]
+    assert named and named == sorted(named, key=["tiny5", "tiny14"].index)
+    toc = [a.text for a in driver.find_elements("css selector", "nav.toc a")]
+    assert toc[:5] == ["Leaderboards", "PSNR (higher is better)", "SSIM (higher is better)",
+                       "LPIPS (lower is better)", "SFD-IQA-VGG16 (higher is better)"]
+    assert "Figures: tiny5 (5 images)" in toc and toc.index("Figures: tiny5 (5 images)") < toc.index(
+        "Figures: tiny14 (14 images)")
+    link = driver.find_element("css selector", "nav.toc a[href='#sec-figures-tiny14-14-images']")
+    link.click()
+    assert abs(driver.execute_script(
+        "return document.getElementById('sec-figures-tiny14-14-images').getBoundingClientRect().top")) < 20
+    # no method is circular here: no circularity legend anywhere
+    text = driver.find_element("tag name", "body").text
+    assert "\u26a0" not in text and "backbone" not in text
+    # the LaTeX of each table unfolds completely: nothing cut off to the right or below
+    driver.execute_script("window.scrollTo(0, 0)")
+    for details in driver.find_elements("css selector", "details.latex"):
+        details.find_element("tag name", "summary").click()
+    sizes = driver.execute_script(
+        "return Array.from(document.querySelectorAll('details.latex pre')).map(function (p) {"
+        " return [p.scrollWidth, p.clientWidth, p.scrollHeight, p.clientHeight, p.textContent]; })")
+    assert len(sizes) == 4
+    for sw, cw, sh, ch, tex in sizes:
+        assert sw <= cw and sh <= ch + 1 and tex.rstrip().endswith("\\end{table}") and "\\begin{tabular}" in tex
+    # sorting still works below a group header row
+    assert _click_header(driver, "lb-psnr", 4) == "ascending"
+    values = [v for _, v in _column(driver, "lb-psnr", 4)]
+    assert values == sorted(values) and len(values) == 3
+    # screenshot of the whole page at 1400 px, tables folded as a reader first sees them
+    driver.get(paper_report.as_uri())
+    driver.set_window_size(1400, min(height + 200, 16000))
+    PAPER_SHOT.parent.mkdir(parents=True, exist_ok=True)
+    driver.save_screenshot(str(PAPER_SHOT))
+    driver.set_window_size(1400, 1000)
+    with Image.open(PAPER_SHOT) as im:
+        assert im.width == 1400 and im.height > 3000

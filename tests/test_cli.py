@@ -29,7 +29,7 @@ def test_help_everywhere(args, capsys):
     (["frobnicate"], "invalid choice: 'frobnicate'"),
     (["run", "--datasets", "set5", "--scales", "4", "--methods", "bicubc"], "did you mean 'bicubic'"),
     (["run", "--datasets", "urban10", "--scales", "4", "--methods", "bicubic"], "did you mean 'urban100'"),
-    (["run", "--datasets", "set5"], "without --spec, give --datasets, --scales and --methods"),
+    (["run", "--datasets", "set5"], "without --spec, give --datasets, --scales (or --degradations) and --methods"),
     (["run", "--spec", "nonexistent.toml"], "nonexistent.toml: spec file not found"),
     (["report", "/nonexistent/run"], "not an srbench run folder"),
     (["data", "check", "manga109", "--data-root", "/nonexistent"], "dataset 'manga109' not found"),
@@ -59,7 +59,7 @@ def test_run_spec_file_then_report(tmp_path, capsys):
     out = tmp_path / "run"
     assert main(["run", "--spec", str(spec), "--out", str(out), "--no-progress"]) == 0
     text = capsys.readouterr().out
-    assert "demo         x3       nn" in text and "| method | demo x2 | demo x3 |" in text
+    assert "demo         x3            nn" in text and "| method | demo x2 | demo x3 |" in text
     assert main(["report", str(out), "--out", str(tmp_path / "rep")]) == 0
     md = (tmp_path / "rep" / "leaderboard.md").read_text()
     assert "## PSNR (higher is better)" in md and "| nn |" in md
@@ -78,7 +78,7 @@ def test_missing_data_run_says_so_and_fails(tmp_path):
     assert r.returncode == 1
     assert "!! dataset 'manga109' not found" in r.stdout and "MISSING" in r.stdout
     assert "missing data" in r.stdout  # the leaderboard shows the cell as missing, not blank
-    assert "demo         x4       bicubic                  5/5 ok" in r.stdout
+    assert "demo         x4            bicubic                  5/5 ok" in r.stdout
 
 
 def test_assets_commands(tmp_path, capsys, monkeypatch):

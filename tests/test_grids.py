@@ -155,16 +155,19 @@ def test_comparison_grid_of_a_run(runs, tmp_path):
     assert set(data["image"]) == {image} and list(data["method"]) == list(METHODS)
     assert f"image {image}" in info.caption and "x4" in info.caption and "largest" in info.caption
     assert "Y channel" in info.caption
-    # the window lies inside the image and beats every candidate window scored directly
+    # the window lies inside the scored region (the image less the 4-pixel border basicsr shaves at
+    # x4) and beats every candidate window there scored directly
     y, x, h, w = (int(data[k].iloc[0]) for k in ("crop_y", "crop_x", "crop_h", "crop_w"))
     srs = [grids.sr_image(runs["saved"], "demo", "x4", m, image) for m in METHODS]
     H, W = srs[0].shape[:2]
-    assert (h, w) == (64, 64) and 0 <= y <= H - h and 0 <= x <= W - w
-    assert f"x={x}, y={y}" in info.caption
+    b = 4
+    assert (h, w) == (64, 64) and b <= y <= H - h - b and b <= x <= W - w - b and (data["border"] == b).all()
+    assert f"x={x}, y={y}" in info.caption and "the 4-pixel border the basicsr protocol shaves" in info.caption
     var = np.stack([a.astype(np.float64) for a in srs]).var(axis=0).mean(axis=2)
     chosen = var[y:y + h, x:x + w].mean()
-    cand = [(cy, cx) for cy in range(0, H - h + 1, 7) for cx in range(0, W - w + 1, 7)]
-    cand += [(min(max(y + dy, 0), H - h), min(max(x + dx, 0), W - w)) for dy in (-1, 0, 1) for dx in (-1, 0, 1)]
+    cand = [(cy, cx) for cy in range(b, H - h - b + 1, 7) for cx in range(b, W - w - b + 1, 7)]
+    cand += [(min(max(y + dy, b), H - h - b), min(max(x + dx, b), W - w - b)) for dy in (-1, 0, 1)
+             for dx in (-1, 0, 1)]
     assert all(chosen >= var[cy:cy + h, cx:cx + w].mean() - 1e-9 for cy, cx in cand)
     # panel scores are the crop's PSNR on Y
     from bench.io import to_tensor
@@ -184,6 +187,41 @@ def test_comparison_grid_of_a_run(runs, tmp_path):
     assert again[0].data[cols].equals(data[cols])
     assert again[0].svg.read_bytes() == info.svg.read_bytes()  # reproducible, saved == rebuilt
     assert again[0].png.read_bytes() == info.png.read_bytes()
+
+
+def test_best_window_stays_inside_the_shaved_border():
+    dmap = np.zeros((40, 50), np.int64)
+    dmap[:4, :4] = 1000  # the methods differ most in the corner, inside the border a protocol shaves
+    dmap[20:28, 30:38] = 10
+    assert grids.best_window(dmap, 8) == (0, 0, 8, 8)
+    assert grids.best_window(dmap, 8, border=4) == (20, 30, 8, 8)
+    y, x, h, w = grids.best_window(dmap, 64, border=4)  # clipped to the 32x42 scored region
+    assert (y, x, h, w) == (4, 4, 32, 42)
+    assert grids.best_window(dmap, 8, border=25) == (0, 0, 8, 8)  # nothing would be left: whole image
+    with pytest.raises(Exception, match="border"):
+        grids.best_window(dmap, 8, border=-1)
+    assert grids.scored_border("basicsr", 4) == 4 and grids.scored_border("rgb-noshave", 4) == 0
+    assert grids.scored_border(None, 8) == 8 and grids.scored_border("no-such-protocol", 2) == 2
+
+
+def test_comparison_crops_avoid_the_shaved_border(runs, tmp_path, monkeypatch):
+    """Real outputs differ most at the image edges; the grid must not show a crop there."""
+    original = grids.disagreement_map
+
+    def edge_heavy(srs, hr=None):
+        d, rule = original(srs, hr)
+        d = d.copy()
+        d[:4, :] += 10 ** 9  # the top 4 rows: the border basicsr shaves at x4
+        d[:, :4] += 10 ** 9
+        return d, rule
+
+    monkeypatch.setattr(grids, "disagreement_map", edge_heavy)
+    infos = grids.comparison_grids(runs["plain"], load_scores(runs["plain"]), tmp_path / "g", crop=32)
+    data = infos[0].data
+    H, W = grids.hr_image(runs["plain"], "demo", "x4", data["image"].iloc[0]).shape[:2]
+    assert (data["crop_y"] >= 4).all() and (data["crop_x"] >= 4).all()
+    assert (data["crop_y"] + data["crop_h"] <= H - 4).all() and (data["crop_x"] + data["crop_w"] <= W - 4).all()
+    assert "inside the scored region" in infos[0].caption
 
 
 def test_odd_image_ids_give_safe_files_and_literal_labels(tmp_path, monkeypatch):
@@ -208,7 +246,9 @@ def test_odd_image_ids_give_safe_files_and_literal_labels(tmp_path, monkeypatch)
         assert "<i>" not in raw and "<b>" not in raw and "b&lt;i&gt;" in raw  # names are escaped text
         texts = svg_texts(info.svg)
         assert "b<i>" in texts and "n&n" in texts
-        assert (info.data["crop_h"] == 48).all() and (info.data["crop_w"] == 64).all()  # clipped to the image
+        # clipped to the scored region: the 48x64 image less the 2-pixel border basicsr shaves at x2
+        assert (info.data["crop_h"] == 44).all() and (info.data["crop_w"] == 60).all()
+        assert (info.data["crop_y"] == 2).all() and (info.data["crop_x"] == 2).all()
     odd_info = next(i for i in infos if odd in i.caption)
     assert odd in svg_texts(odd_info.svg)  # shown literally, "$x$" not turned into mathtext
     assert grids.comparison_grids(out, scores.iloc[0:0], tmp_path / "none") == []

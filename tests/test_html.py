@@ -224,3 +224,46 @@ def test_write_page_is_atomic_and_utf8(tmp_path, monkeypatch):
         write_page(out, "never", [])
     assert os.listdir(out.parent) == ["index.html"]  # no temp file left, the old page intact
     assert "<title>again</title>" in out.read_text()
+
+
+def test_two_line_cells_group_headers_and_folded_blocks(tmp_path):
+    rows = [["m1", Cell(HOSTILE[0], 1.0, ("best",), sub=HOSTILE[3]), Cell("2", 2.0), Cell("x", None, ("failed",))]]
+    text = table_html(["method", "x2", "x4", "x2"], rows, table_id="t", groups=[(HOSTILE[4], 2), ("set14", 1)])
+    page = Page(text)
+    assert not page.stack
+    # the group row spans the columns after the first; the sortable row is the last header row
+    groups = page.find("th", scope="colgroup")
+    assert [g["colspan"] for g in groups] == ["2", "1"]
+    assert [d for t, d in page.texts if t == "th"][:2] == [HOSTILE[4], "set14"]
+    assert text.index('scope="colgroup"') < text.index('aria-sort="none"')
+    assert len(page.find("button")) == 4
+    # the interval is a second line inside the cell, escaped like the rest
+    td = [a for t, a in page.elements if t == "td"][1]  # after the empty corner of the group row
+    assert td["class"] == "best num two-line"
+    spans = [(t, d) for t, d in page.texts if t == "span" and d in (HOSTILE[0], HOSTILE[3])]
+    assert spans == [("span", HOSTILE[0]), ("span", HOSTILE[3])]
+    assert '<span class="v">' in text and '<span class="sub">' in text and "<script>alert" not in text
+    with pytest.raises(ValueError, match="group spans"):
+        table_html(["method", "a", "b"], [["m", "1", "2"]], groups=[("d", 1)])
+    # folded blocks, figure grids, subsections in the table of contents, the footer
+    _png(tmp_path / "f.png")
+    fig = figure_html(tmp_path / "f.png", "cap")
+    body = [section_html("Leaderboards", H.subsection_html("PSNR", H.details_html(HOSTILE[0], pre_html("x"))),
+                         H.subsection_html("SSIM")),
+            section_html("Figures", H.figure_grid_html(fig, fig, columns=2)), section_html("Notes")]
+    out = Page(write_page(tmp_path / "p.html", "t", body, footer=HOSTILE[1]).read_text())
+    assert not out.stack
+    assert [d for t, d in out.texts if t == "summary"] == [HOSTILE[0]]
+    assert [a.get("class") for a in out.find("div") if "figure-grid" in (a.get("class") or "")] == ["figure-grid cols-2"]
+    toc_links = [a["href"] for a in out.find("a") if a.get("href", "").startswith("#")]
+    ids = [a["id"] for a in out.find("section")]
+    assert toc_links == [f"#{i}" for i in ids] and len(set(ids)) == 5
+    assert [d for t, d in out.texts if t == "h3"] == ["PSNR", "SSIM"]
+    assert len(out.find("ul", **{"class": "sub"})) == 1  # the subsections nest under their section
+    assert [d for t, d in out.texts if t == "footer"] == [HOSTILE[1]]
+    default = write_page(tmp_path / "d.html", "t", []).read_text()
+    assert "\u26a0" not in default.split("</style>")[1]  # no legend for marks the page may not have
+    assert H.figure_grid_html() == ""
+    # long preformatted lines wrap (all the LaTeX is visible and copyable) instead of being cut off
+    assert re.search(r"pre\.code \{[^}]*white-space: pre-wrap", H._CSS)
+    assert re.search(r"table\.leaderboard th, table\.leaderboard td \{[^}]*white-space: nowrap", H._CSS)

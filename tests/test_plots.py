@@ -281,3 +281,95 @@ def test_empty_and_partial_inputs_give_no_figures(tmp_path):
     assert plots.distributions(failed, "psnr", tmp_path) == []
     assert plots.quality_vs_scale(make_scores(datasets=("set5",)), "dists", tmp_path) == []
     assert not list(tmp_path.iterdir())
+
+
+def crowded_scores() -> pd.DataFrame:
+    """Three methods that nearly coincide at x8 and x16 (as interpolation baselines do on the
+    perception-distortion plane): their labels would sit on top of each other."""
+    rng = np.random.default_rng(5)
+    rows = []
+    for scale in (2, 4, 8, 16):
+        for k, method in enumerate(METHODS):
+            spread = 1.0 if scale <= 4 else 0.002
+            for i in range(4):
+                for metric, value in (("psnr", 36 - 3 * math.log2(scale) - spread * k + rng.normal(0, 0.001)),
+                                      ("lpips", 0.05 * scale + 0.01 * spread * k + rng.normal(0, 1e-5))):
+                    rows.append({"dataset": "set5", "degradation": f"x{scale}", "scale": scale, "method": method,
+                                 "image": f"img{i}", "metric": metric, "value": value, "protocol": "basicsr",
+                                 "status": "ok", "message": ""})
+    return pd.DataFrame(rows)
+
+
+def test_perception_distortion_labels_do_not_overlap(tmp_path, monkeypatch):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.text import Annotation, Text
+
+    seen = []
+    original = plots.save_figure
+
+    def spy(fig, out_dir, stem, **kw):
+        if not isinstance(fig.canvas, FigureCanvasAgg):
+            FigureCanvasAgg(fig)
+        with plots._style():
+            fig.draw_without_rendering()
+        renderer = fig.canvas.get_renderer()
+        ax = fig.axes[0]
+        labels = [t for t in ax.texts if isinstance(t, Annotation)]
+        others = [t for t in ax.texts if not isinstance(t, Annotation)]  # the "best corner" note
+        points = np.vstack([ax.transData.transform(c.get_offsets()) for c in ax.collections])
+        # the text's own box (an annotation's extent includes its leader line)
+        seen.append({"labels": [(t.get_text(), Text.get_window_extent(t, renderer)) for t in labels],
+                     "others": [t.get_window_extent(renderer) for t in others], "points": points,
+                     "frame": ax.get_window_extent(renderer)})
+        return original(fig, out_dir, stem, **kw)
+
+    monkeypatch.setattr(plots, "save_figure", spy)
+    infos = plots.perception_distortion(crowded_scores(), tmp_path)
+    assert len(infos) == 1 and len(seen) == 1
+    fig = seen[0]
+    boxes = [b for _, b in fig["labels"]]
+    assert sorted(t for t, _ in fig["labels"]) == sorted(f"x{s}" for s in (2, 4, 8, 16) for _ in METHODS)
+
+    def overlap(a, b) -> float:
+        w, h = min(a.x1, b.x1) - max(a.x0, b.x0), min(a.y1, b.y1) - max(a.y0, b.y0)
+        return w * h if w > 0.5 and h > 0.5 else 0.0
+
+    clashes = [(i, j) for i in range(len(boxes)) for j in range(i + 1, len(boxes)) if overlap(boxes[i], boxes[j])]
+    assert clashes == [], [(fig["labels"][i][0], fig["labels"][j][0]) for i, j in clashes]
+    assert not any(overlap(b, o) for b in boxes for o in fig["others"])  # nor the corner note
+    for b in boxes:  # no label covers a marker's centre, and all stay inside the axes
+        assert not any(b.x0 < x < b.x1 and b.y0 < y < b.y1 for x, y in fig["points"])
+        f = fig["frame"]
+        assert f.x0 - 0.5 <= b.x0 and b.x1 <= f.x1 + 0.5 and f.y0 - 0.5 <= b.y0 and b.y1 <= f.y1 + 0.5
+    # deterministic
+    again = plots.perception_distortion(crowded_scores(), tmp_path / "again")
+    assert again[0].svg.read_bytes() == infos[0].svg.read_bytes()
+
+
+def test_distribution_panels_one_figure_per_dataset_in_input_order(tmp_path, captured):
+    scores = make_scores(datasets=("set5", "set14"), n_images=5)
+    infos = plots.distribution_panels(scores, "psnr", tmp_path)
+    assert [i.dataset for i in infos] == ["set5", "set14"]  # input order, not sorted by name
+    check_files(infos, min_w=900)
+    axes = captured[0]["axes"]
+    assert [a["title"] for a in axes] == ["x2", "x4", "x8"]
+    assert axes[0]["xticklabels"] == ["bicubic", "nearest"] and axes[1]["xticklabels"] == list(METHODS)
+    assert "PSNR" in axes[0]["ylabel"] and "realesrgan-x4plus: unsupported at x2, x8" in infos[0].caption
+    assert "x8: bicubic 5, nearest 4" in infos[0].caption and "1 image(s) failed at x8" in infos[0].caption
+    v = infos[0].data
+    want = scores[(scores["dataset"] == "set5") & (scores["metric"] == "psnr") & (scores["status"] == "ok")]
+    assert sorted(v["value"]) == pytest.approx(sorted(want["value"]))
+    # figures of every kind say which dataset they show, and follow the input order too
+    rev = pd.concat([scores[scores["dataset"] == "set14"], scores[scores["dataset"] == "set5"]])
+    assert [i.dataset for i in plots.quality_vs_scale(rev, "psnr", tmp_path / "q")] == ["set14", "set5"]
+    assert [i.dataset for i in plots.perception_distortion(scores, tmp_path / "p")] == ["set5", "set14"]
+
+
+def test_infinite_scores_are_named_in_captions(tmp_path):
+    scores = make_scores(datasets=("set5",))
+    hit = scores.index[(scores["method"] == "bicubic") & (scores["scale"] == 2) & (scores["metric"] == "psnr")][:2]
+    scores.loc[hit, "value"] = math.inf
+    for info in plots.quality_vs_scale(scores, "psnr", tmp_path) + plots.distributions(scores, "psnr", tmp_path)[:1]:
+        assert "bicubic: 2 image(s) scored inf at x2 (not drawn: the mean is infinite)" in info.caption
+    for info in plots.distribution_panels(scores, "psnr", tmp_path):
+        assert "bicubic: 2 image(s) scored inf at x2 (not drawn: the mean is infinite)" in info.caption

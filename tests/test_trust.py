@@ -400,3 +400,14 @@ def test_ctrl_c_while_srbench_starts_is_one_line(tmp_path):
             continue
         assert "Traceback" not in err and len(err.strip().splitlines()) <= 1, err
         assert p.returncode in (130, -signal.SIGINT), (p.returncode, err)
+
+
+def test_parts_written_before_the_cause_column_still_load(tmp_path):
+    """Run folders of earlier versions have no `cause`: it is filled from the status and message."""
+    run(tmp_path / "r", spec())
+    part = next((tmp_path / "r" / "cells").rglob("part-*.parquet"))
+    old = pd.read_parquet(part).drop(columns="cause")
+    old.loc[0, ["status", "message", "value"]] = ["error", "x.png: [Errno 28] No space left on device", math.nan]
+    old.to_parquet(part, index=False)
+    df = load_scores(tmp_path / "r")
+    assert list(df["cause"])[:2] == ["environment", ""]

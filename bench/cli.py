@@ -109,7 +109,8 @@ def build_parser() -> argparse.ArgumentParser:
                                    "model.safetensors, which `srbench run --methods METHOD:DIR/model.safetensors` "
                                    "runs.")
     t.add_argument("method", help="the recipe: " + ", ".join(_recipes()))
-    t.add_argument("--config", default="cpu", help="a preset (cpu, gpu) or a TOML file (default cpu)")
+    t.add_argument("--config", default="cpu", help="a preset of the recipe (cpu, gpu; sfd-sr-*: also cpu-x8, cpu-x16, "
+                                                   "gpu-x8, gpu-x16) or a TOML file (default cpu)")
     t.add_argument("--out", type=Path, required=True, help="training folder; rerun the command to resume")
     t.add_argument("--data-root", help="folder holding train/ (default: SRBENCH_DATA, then the cache)")
     t.add_argument("--device", help="auto (default), cpu, cuda or cuda:N")

@@ -41,6 +41,7 @@ _KEYS = ("method", "arch", "arch_options", "scale", "base", "config", "images", 
 # arch name -> "module:callable" building the network from arch_options (imported only when used)
 ARCHS: dict[str, str] = {
     "rrdbnet": "sr_methods.sfd.nets:RRDBNet",
+    "rrdn": "sr_methods.sfd.nets:rrdn_from_config",
     "rrdn-x2-stage": "sr_methods.rrdn_stage:build_stage_network",
 }
 
@@ -145,8 +146,11 @@ class TrainedMethod(SRMethod):
         from iqa.assets import file_record
 
         rec = {k: self.record.get(k) for k in ("method", "arch", "arch_options", "scale", "base", "parent",
-                                               "backbone", "validation")}
-        return {**super().provenance(), **rec, "weights": file_record(self.path, self.sha256, verified=False)}
+                                               "validation")}
+        # "backbone" stays the backbone's name (the report's circularity flag reads it); its record
+        # (weights file, sha256) goes under "backbone_record"
+        return {**super().provenance(), **rec, "backbone_record": self.record.get("backbone"),
+                "weights": file_record(self.path, self.sha256, verified=False)}
 
 
 def split_name(name: str) -> tuple[str, str] | None:

@@ -1,0 +1,422 @@
+"""SFD-SR: the RRDBNet generator, the losses against independent computations, and tiny end-to-end
+trainings of the ``sfd-sr-vgg16`` / ``sfd-sr-clip`` recipes (random VGG16 and tiny random CLIP
+backbones, tiny generators, a few steps): determinism, resume equality, the checkpoint record, the
+harness loading it, gradients reaching both players and never the frozen backbone."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from iqa.errors import SrbenchError
+from tests.helpers import photo, tiny_clip
+
+# -- the generator ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("scale", [2, 4, 8, 16])
+def test_rrdbnet_shapes(scale):
+    from sr_methods.sfd.nets import RRDBNet
+
+    torch.manual_seed(0)
+    net = RRDBNet(nf=8, nb=2, gc=4, scale=scale)
+    out = net(torch.rand(2, 3, 5, 7))
+    assert out.shape == (2, 3, 5 * scale, 7 * scale) and out.dtype == torch.float32
+    assert [k for k in net.state_dict() if k.startswith("conv_up")] == [
+        f"conv_up{i}.{p}" for i in range(1, scale.bit_length()) for p in ("weight", "bias")]
+
+
+def _rdb_params(nf: int, gc: int) -> int:
+    """Parameters of one residual dense block, counted from the ESRGAN paper's description."""
+    convs = [(nf + i * gc, gc) for i in range(4)] + [(nf + 4 * gc, nf)]
+    return sum(cin * cout * 9 + cout for cin, cout in convs)
+
+
+def test_rrdbnet_parameter_count_is_esrgans():
+    from sr_methods.sfd.nets import RRDBNet
+
+    nf, nb, gc = 64, 23, 32
+    conv = nf * nf * 9 + nf
+    expected = (3 * nf * 9 + nf) + nb * 3 * _rdb_params(nf, gc) + conv + 2 * conv + conv + (nf * 3 * 9 + 3)
+    net = RRDBNet()  # the paper's configuration, x4
+    n = sum(p.numel() for p in net.parameters())
+    assert n == expected == 16_697_987  # ESRGAN's published RRDBNet x4
+    assert sum(p.numel() for p in RRDBNet(scale=16).parameters()) == n + 2 * conv  # conv_up3, conv_up4
+
+
+def test_rrdbnet_rejects_bad_options_and_loads_esrgan_names():
+    from sr_methods.sfd.nets import RRDBNet, load_rrdbnet_state
+
+    with pytest.raises(SrbenchError, match="scale must be 2, 4, 8 or 16"):
+        RRDBNet(scale=3)
+    with pytest.raises(SrbenchError, match="nf must be an int"):
+        RRDBNet(nf=0)
+    torch.manual_seed(1)
+    a, b = RRDBNet(nf=8, nb=1, gc=4), RRDBNet(nf=8, nb=1, gc=4)
+    old = {}
+    prefixes = {"body.": "RRDB_trunk.", "conv_body.": "trunk_conv.", "conv_up1.": "upconv1.",
+                "conv_up2.": "upconv2.", "conv_hr.": "HRconv."}
+    for k, v in a.state_dict().items():  # the original ESRGAN repository's names
+        head = next((p for p in prefixes if k.startswith(p)), None)
+        k = prefixes[head] + k[len(head):] if head else k
+        old[k.replace(".rdb", ".RDB")] = v
+    assert "RRDB_trunk.0.RDB1.conv1.weight" in old and "trunk_conv.weight" in old
+    load_rrdbnet_state(b, {"params_ema": old})
+    x = torch.rand(1, 3, 4, 4)
+    assert torch.equal(a(x), b(x))
+    with pytest.raises(SrbenchError, match="does not fit RRDBNet"):
+        load_rrdbnet_state(RRDBNet(nf=8, nb=2, gc=4), a.state_dict())
+
+
+def test_rrdn_from_config_is_the_catalogue_rrdn(tmp_path):
+    from sr_methods.rrdn import load_rrdn
+    from sr_methods.sfd.nets import rrdn_from_config
+    from sr_methods.trained import build_arch
+
+    path = tiny_rrdn(tmp_path / "r.safetensors", scale=4)
+    ref, _, _ = load_rrdn(path)
+    net = build_arch("rrdn", ref.config.to_dict())
+    net.load_state_dict(ref.state_dict())
+    x = torch.rand(1, 3, 6, 5)
+    assert torch.equal(net(x), ref(x)) and type(net) is type(rrdn_from_config(**ref.config.to_dict()))
+
+
+# -- losses -----------------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def vgg_file(tmp_path_factory) -> Path:
+    """A random VGG16 ``features`` state dict (float16 safetensors, torchvision's keys)."""
+    from safetensors.torch import save_file
+
+    from iqa.weights import vgg16_features
+
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("vgg") / "vgg16-random.safetensors"
+    save_file({k: v.half().contiguous() for k, v in vgg16_features().state_dict().items()}, str(path))
+    return path
+
+
+@pytest.fixture(scope="module")
+def vgg_net(vgg_file):
+    from iqa.weights import build_backbone, load_state_dict
+
+    return build_backbone("vgg16", load_state_dict(vgg_file))
+
+
+def test_pixel_loss_is_the_mean_absolute_error():
+    from sr_methods.sfd.losses import pixel_loss
+
+    g = torch.Generator().manual_seed(0)
+    a, b = torch.rand(2, 3, 5, 4, generator=g), torch.rand(2, 3, 5, 4, generator=g)
+    assert torch.allclose(pixel_loss(a, b), torch.tensor(float((a - b).abs().numpy().mean())))
+    with pytest.raises(SrbenchError, match="differ in shape"):
+        pixel_loss(a, b[..., :3])
+
+
+def test_perceptual_loss_against_torchvision_vgg16(vgg_net):
+    import torchvision
+
+    from iqa.semantic import _VGG_LEVELS
+    from sr_methods.sfd.losses import VGG16_LAYERS, vgg16_perceptual
+
+    assert all(VGG16_LAYERS[k] == v for k, v in _VGG_LEVELS.items()) and VGG16_LAYERS["conv5_3"] == 28
+    ref = torchvision.models.vgg16(weights=None).features.eval()
+    ref.load_state_dict(vgg_net.state_dict())
+    g = torch.Generator().manual_seed(1)
+    sr = torch.rand(2, 3, 48, 40, generator=g).requires_grad_(True)
+    hr = torch.rand(2, 3, 48, 40, generator=g)
+    mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
+    std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+
+    def norm(x):
+        return (x - mean) / std
+
+    loss = vgg16_perceptual(net=vgg_net)
+    want = (ref[:29](norm(sr)) - ref[:29](norm(hr))).abs().mean()  # conv5_3, before its ReLU
+    got = loss(sr, hr)
+    assert torch.allclose(got, want, rtol=1e-5)
+    got.backward()
+    assert sr.grad is not None and sr.grad.abs().sum() > 0
+    assert all(p.grad is None and not p.requires_grad for p in vgg_net.parameters())
+    two = vgg16_perceptual({"relu2_2": 0.5, "conv5_3": 1.0}, net=vgg_net)(sr, hr)
+    assert torch.allclose(two, want + 0.5 * (ref[:9](norm(sr)) - ref[:9](norm(hr))).abs().mean(), rtol=1e-5)
+    with pytest.raises(SrbenchError, match="perceptual layers"):
+        vgg16_perceptual({"conv5_4": 1.0}, net=vgg_net)
+
+
+@pytest.fixture(scope="module")
+def clip_files(tmp_path_factory):
+    return tiny_clip(tmp_path_factory.mktemp("clip"))
+
+
+def test_adversarial_losses_are_the_sfd_cross_entropies(clip_files):
+    from iqa.semantic import build_backbone
+    from iqa.sfd import SFD, SFDConfig
+    from sr_methods.sfd.losses import discriminator_loss, generator_adversarial_loss
+
+    config, weights = clip_files
+    torch.manual_seed(0)
+    sfd = SFD(SFDConfig(n_ctx=2, feat_width=8, feat_layers=2), build_backbone(str(config), pretrained=None,
+                                                                             weights=weights))
+    g = torch.Generator().manual_seed(2)
+    real = torch.rand(2, 3, 32, 32, generator=g)
+    fake = torch.rand(2, 3, 32, 32, generator=g).requires_grad_(True)
+    (mr, lr), (mf, lf) = sfd(real), sfd(fake)
+    sp = F.softplus  # BCE with logits: label 1 -> softplus(-x), label 0 -> softplus(x)
+    want_d = 0.5 * (sp(-mr).mean() + sp(mf).mean()) + 0.5 * (sp(-lr).mean() + sp(lf).mean())
+    d = discriminator_loss(sfd, real, fake)
+    assert torch.allclose(d["total"], want_d, rtol=1e-5) and set(d) >= {"featd", "lpp", "total"}
+    d["total"].backward()
+    assert fake.grad is None  # the discriminators' loss never reaches the generator
+    assert sfd.featd.proj[sfd.levels[0]].weight.grad is not None and sfd.lpp.ctx.grad is not None
+    want_g = sp(-mf).mean() + sp(-lf).mean()
+    g_loss = generator_adversarial_loss(sfd, fake)
+    assert torch.allclose(g_loss, want_g, rtol=1e-5)
+    g_loss.backward()
+    assert fake.grad is not None and fake.grad.abs().sum() > 0
+    assert all(p.grad is None for p in sfd.backbone.parameters())
+
+
+# -- training ---------------------------------------------------------------------------------------------
+
+def tiny_rrdn(path: Path, scale: int = 4, seed: int = 0) -> Path:
+    from iqa.assets import write_safetensors
+    from sr_methods.rrdn import RRDN, RRDNConfig
+
+    torch.manual_seed(seed)
+    cfg = RRDNConfig(C=1, D=1, G=4, G0=4, T=1, scale=scale)
+    write_safetensors(RRDN(cfg).state_dict(), {"config": json.dumps(cfg.to_dict())}, path)
+    return path
+
+
+@pytest.fixture
+def data_root(tmp_path) -> Path:
+    root = tmp_path / "data"
+    for folder, n, size in (("train/t91", 3, 64), ("train/kodak24", 2, 48)):
+        (root / folder).mkdir(parents=True)
+        for i in range(n):
+            Image.fromarray(photo(size, size + 16, seed=10 * i + len(folder))).save(root / folder / f"im{i}.png")
+    return root
+
+
+def setup(tmp_path, vgg_file, scale=4, **kw):
+    from bench.train.loop import TrainConfig
+    from bench.train.sfd_sr import Options
+
+    cfg = TrainConfig(scale=scale, patch=32, batch=2, steps=4, log_every=1, ckpt_every=2, val_images=2, val_crop=32,
+                      val_metrics=("psnr",), ema=0.5, device="cpu")
+    base = {"generator": "rrdn", "init_path": str(tiny_rrdn(tmp_path / f"init_x{scale}.safetensors", scale))} \
+        if scale != 16 else {}
+    opts = Options(**{**base, "backbone_weights": str(vgg_file), "feat_width": 8, "feat_layers": 2, "lr": 1e-3,
+                      "d_lr": 1e-3, **kw})
+    return cfg, opts
+
+
+def run(tmp_path, out, data_root, cfg, opts, recipe=None, **kw):
+    from bench.train.loop import train
+    from bench.train.sfd_sr import SFDSRVGG16
+
+    return train(recipe or SFDSRVGG16, cfg, opts, tmp_path / out, data_root=data_root, echo=lambda _: None,
+                 progress=False, **kw)
+
+
+def weights(path: Path) -> dict[str, torch.Tensor]:
+    from sr_methods.trained import read_checkpoint
+
+    return read_checkpoint(path)[0]
+
+
+def test_training_is_deterministic_records_its_provenance_and_runs_in_the_harness(tmp_path, data_root, vgg_file):
+    import sr_methods
+    from iqa.assets import sha256_file
+    from sr_methods.trained import read_checkpoint
+
+    cfg, opts = setup(tmp_path, vgg_file)
+    a = run(tmp_path, "a", data_root, cfg, opts)
+    b = run(tmp_path, "b", data_root, cfg, opts)
+    wa, wb = weights(a), weights(b)
+    assert set(wa) and all(torch.equal(wa[k], wb[k]) for k in wa)
+    _, rec, _ = read_checkpoint(a)
+    assert rec["method"] == "sfd-sr-vgg16" and rec["arch"] == "rrdn" and rec["scale"] == 4
+    assert rec["parent"]["sha256"] == sha256_file(opts.init_path) and rec["base"] is None
+    assert rec["backbone"]["backbone"] == "vgg16" and rec["backbone"]["sha256"] == sha256_file(vgg_file)
+    assert rec["backbone"]["perceptual"]["layers"] == {"conv5_3": 1.0} and rec["backbone"]["sfd_init"] is None
+    assert rec["config"]["method"]["gan_weight"] == 0.005 and rec["validation"]["val_psnr"] > 5
+    log = [json.loads(line) for line in (tmp_path / "a" / "train_log.jsonl").read_text().splitlines()]
+    steps = [r for r in log if "g_total" in r]
+    assert [r["step"] for r in steps] == [1, 2, 3, 4] and all({"pix", "percep", "g_gan", "d_total"} <= set(r)
+                                                              for r in steps)
+    # the harness runs it under its method name, at its scale, and knows its backbone
+    name = f"sfd-sr-vgg16:{a}"
+    m = sr_methods.create_method(name)
+    assert m.scales == (4,) and m.backbone == "vgg16" and sr_methods.method_info(name)["backbone"] == "vgg16"
+    out = m.upscale(torch.rand(1, 3, 6, 7), 4)
+    assert out.shape == (1, 3, 24, 28) and 0 <= out.min() and out.max() <= 1
+    with pytest.raises(SrbenchError, match="is a 'sfd-sr-vgg16' checkpoint, not 'rrdn-x16'"):
+        sr_methods.method_info(f"rrdn-x16:{a}")
+
+
+def test_a_killed_training_resumes_to_the_same_weights(tmp_path, data_root, vgg_file, monkeypatch):
+    from bench.train.sfd_sr import SFDSRVGG16
+
+    cfg, opts = setup(tmp_path, vgg_file)
+    whole = run(tmp_path, "whole", data_root, cfg, opts)
+    real = SFDSRVGG16.step
+
+    def dies_at_3(self, lr, hr, k, g, autocast):
+        if k == 3:
+            raise KeyboardInterrupt
+        return real(self, lr, hr, k, g, autocast)
+
+    with monkeypatch.context() as m:
+        m.setattr(SFDSRVGG16, "step", dies_at_3)
+        with pytest.raises(KeyboardInterrupt):
+            run(tmp_path, "killed", data_root, cfg, opts)
+    assert torch.load(tmp_path / "killed" / "state.pt", weights_only=True)["step"] == 2
+    resumed = run(tmp_path, "killed", data_root, cfg, opts)
+    ww, wr = weights(whole), weights(resumed)
+    assert all(torch.equal(ww[k], wr[k]) for k in ww)
+    sw, sr = (torch.load(tmp_path / d / "state.pt", weights_only=True)["modules"] for d in ("whole", "killed"))
+    for part in ("featd", "lpp", "generator"):  # the discriminators too
+        assert all(torch.equal(sw[part][k], sr[part][k]) for k in sw[part])
+
+
+def _state(module: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in module.state_dict().items()}
+
+
+def _moved(before: dict[str, torch.Tensor], module: torch.nn.Module) -> bool:
+    return any(not torch.equal(before[k], v) for k, v in module.state_dict().items())
+
+
+def test_both_players_learn_and_the_backbone_stays_frozen(tmp_path, vgg_file):
+    from bench.train.sfd_sr import SFDSRVGG16
+
+    g = torch.Generator().manual_seed(3)
+    hr = torch.rand(2, 3, 32, 32, generator=g)
+    lr = F.avg_pool2d(hr, 4)
+    moved = {}
+    for gan_weight in (0.0, 1.0):  # the adversarial term alone (no pixel, no perceptual loss)
+        cfg, opts = setup(tmp_path, vgg_file, pixel_weight=0.0, perceptual_weight=0.0, gan_weight=gan_weight)
+        torch.manual_seed(0)
+        r = SFDSRVGG16(cfg, opts, torch.device("cpu"), echo=lambda _: None)
+        gen, featd, lpp, bb = _state(r.net), _state(r.sfd.featd), _state(r.sfd.lpp), _state(r.sfd.backbone)
+        losses = r.step(lr, hr, 0, torch.Generator(), contextlib.nullcontext)
+        moved[gan_weight] = _moved(gen, r.net)
+        assert _moved(featd, r.sfd.featd) and _moved(lpp, r.sfd.lpp)  # the discriminators learn
+        assert not _moved(bb, r.sfd.backbone)  # the semantic backbone is frozen
+        assert not any(p.requires_grad for p in r.sfd.backbone.parameters())
+        assert all(p.requires_grad for p in r._d_params())  # unfrozen again after the generator step
+        assert {"d_featd", "d_lpp", "d_total"} <= set(losses)
+    assert moved == {0.0: False, 1.0: True}  # the GAN term, and only it here, moves the generator
+
+
+def test_rrdbnet_generator_with_a_psnr_phase_and_the_schedule(tmp_path, data_root, vgg_file):
+    from bench.train.sfd_sr import SFDSRVGG16
+    from sr_methods.trained import read_checkpoint
+
+    cfg, opts = setup(tmp_path, vgg_file, generator="rrdbnet", init_path="", nf=8, nb=1, gc=4, psnr_steps=2)
+    path = run(tmp_path, "rrdb", data_root, cfg, opts, validate=False)
+    _, rec, _ = read_checkpoint(path)
+    assert rec["arch"] == "rrdbnet" and rec["arch_options"] == {"in_ch": 3, "out_ch": 3, "nf": 8, "nb": 1, "gc": 4,
+                                                                "scale": 4} and rec["parent"] is None
+    log = [json.loads(line) for line in (tmp_path / "rrdb" / "train_log.jsonl").read_text().splitlines()]
+    assert ["d_total" in r for r in log] == [False, False, True, True]  # L1 only, then the GAN
+    r = SFDSRVGG16(replace(cfg, steps=36), replace(opts, psnr_steps=6), torch.device("cpu"), echo=lambda _: None)
+    rates = [r.rates(k) for k in range(36)]
+    assert rates[:6] == [(opts.psnr_lr * f, False) for f in (1, 1, 0.5, 0.5, 0.25, 0.25)]
+    gan = [rate for rate, on in rates if on]  # 30 GAN steps: halved at 10 and 20
+    assert gan == [opts.lr] * 10 + [opts.lr / 2] * 10 + [opts.lr / 4] * 10
+
+
+def test_x16_fine_tunes_the_stage_of_an_rrdn_x16_checkpoint(tmp_path, data_root, vgg_file):
+    import sr_methods
+    from bench.train.loop import TrainConfig, train
+    from bench.train.rrdn_x16 import Options as StageOptions
+    from bench.train.rrdn_x16 import RRDNx16
+    from sr_methods.trained import read_checkpoint
+
+    base = tiny_rrdn(tmp_path / "base_x8.safetensors", scale=8)
+    init = train(RRDNx16, TrainConfig(scale=16, patch=32, batch=1, steps=0, device="cpu", val_metrics=()),
+                 StageOptions(base_asset="", base_path=str(base), channels=4, blocks=1), tmp_path / "x16",
+                 data_root=data_root, echo=lambda _: None, progress=False, validate=False)
+    cfg, opts = setup(tmp_path, vgg_file, scale=16)
+    cfg = replace(cfg, steps=2)
+    with pytest.raises(SrbenchError, match="pass --init"):
+        run(tmp_path, "no-init", data_root, cfg, opts, validate=False)
+    path = run(tmp_path, "sfd16", data_root, cfg, opts, init=init, validate=False)
+    tensors, rec, _ = read_checkpoint(path)
+    assert rec["arch"] == "rrdn-x2-stage" and rec["scale"] == 16 and not any(k.startswith("base.") for k in tensors)
+    assert rec["base"]["sha256"] == read_checkpoint(init)[1]["base"]["sha256"]
+    assert rec["parent"]["sha256"] == read_checkpoint(init)[2]
+    assert any(not torch.equal(v, read_checkpoint(init)[0][k]) for k, v in tensors.items())  # the stage learned
+    assert sr_methods.create_method(f"sfd-sr-vgg16:{path}").upscale(torch.rand(1, 3, 3, 2), 16).shape == (1, 3, 48, 32)
+
+
+def test_clip_variant_on_a_tiny_clip(tmp_path, data_root, vgg_file, clip_files):
+    import sr_methods
+    from bench.train.sfd_sr import SFDSRClip
+    from sr_methods.trained import read_checkpoint
+
+    config, clip_weights = clip_files
+    cfg, opts = setup(tmp_path, vgg_file, backbone=str(config), backbone_weights=str(clip_weights),
+                      perceptual_weights=str(vgg_file), n_ctx=2)
+    path = run(tmp_path, "clip", data_root, replace(cfg, steps=2), opts, recipe=SFDSRClip, validate=False)
+    _, rec, _ = read_checkpoint(path)
+    assert rec["method"] == "sfd-sr-clip" and rec["backbone"]["backbone"] == "clip:srbench-tiny-clip"
+    assert rec["backbone"]["perceptual"]["sha256"] and "shared_with" not in rec["backbone"]["perceptual"]
+    assert sr_methods.method_info(f"sfd-sr-clip:{path}")["backbone"] == "clip:srbench-tiny-clip"
+
+
+def test_option_errors_are_one_line(tmp_path, vgg_file):
+    from bench.train.loop import load_config
+    from bench.train.sfd_sr import SFDSRVGG16, SFDSRClip
+
+    cfg, opts = setup(tmp_path, vgg_file)
+    dev = torch.device("cpu")
+    for bad, match in (({"generator": "srgan"}, "generator must be one of rrdn, rrdbnet"),
+                       ({"gan_weight": -1.0}, "gan_weight must be a number >= 0"),
+                       ({"milestones": (0.5, 1.5)}, "milestones are fractions"),
+                       ({"backbone": "clip:ViT-B-16/openai"}, "sfd-sr-vgg16 trains against a vgg16 backbone")):
+        with pytest.raises(SrbenchError, match=match):
+            SFDSRVGG16(cfg, replace(opts, **bad), dev, echo=lambda _: None)
+    with pytest.raises(SrbenchError, match="sfd-sr-clip trains against a clip backbone"):
+        SFDSRClip(cfg, replace(opts, backbone="vgg16"), dev, echo=lambda _: None)
+    with pytest.raises(SrbenchError, match="scale 4, 8 or 16"):
+        SFDSRVGG16(replace(cfg, scale=2), opts, dev, echo=lambda _: None)
+    # the shipped SFD-IQA discriminators were trained on the real VGG16, not on this random one
+    with pytest.raises(SrbenchError, match="was trained on vgg16 weights with sha256"):
+        SFDSRVGG16(cfg, replace(opts, init_sfd="sfd-iqa-vgg16"), dev, echo=lambda _: None)
+    toml = tmp_path / "c.toml"
+    toml.write_text('preset = "cpu-x8"\n[method]\ngan_wieght = 0.01\n')
+    with pytest.raises(SrbenchError, match=r"unknown \[method\] keys \['gan_wieght'\] for sfd-sr-vgg16"):
+        load_config(SFDSRVGG16, str(toml))
+    c, o = load_config(SFDSRVGG16, "cpu-x8")
+    assert (c.scale, c.patch, c.batch, o.generator, o.init_sfd, o.gan_weight) == (8, 128, 4, "rrdn", "sfd-iqa-vgg16",
+                                                                                   0.005)
+
+
+def test_recipes_are_registered():
+    from bench.train.recipes import get_recipe
+
+    assert get_recipe("sfd-sr-vgg16").method == "sfd-sr-vgg16" and get_recipe("sfd-sr-clip").method == "sfd-sr-clip"
+
+
+def test_the_report_flags_sfd_iqa_on_the_same_backbone_as_circular(tmp_path, data_root, vgg_file):
+    import sr_methods
+    from bench.report import _method_backbones
+
+    cfg, opts = setup(tmp_path, vgg_file)
+    path = run(tmp_path, "circ", data_root, replace(cfg, steps=1), opts, validate=False)
+    m = sr_methods.create_method(f"sfd-sr-vgg16:{path}")
+    manifest = {"weights": {"sfd": m.provenance()}, "spec": {"methods": [{"name": f"sfd-sr-vgg16:{path}",
+                                                                          "label": "sfd"}]}}
+    assert _method_backbones([manifest]) == {"sfd": "vgg16"}
+

@@ -120,8 +120,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--no-validation", action="store_true", help="skip the Kodak24 validation")
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
 
-    from .iqa_cli import add_iqa_parser
-    from .score import add_score_parser
+    from bench.nr.cli import add_iqa_parser
+    from bench.nr.score import add_score_parser
 
     add_iqa_parser(sub)
     add_score_parser(sub)
@@ -157,7 +157,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def _spec_from_args(args: argparse.Namespace):
-    from .spec import DEMO_SPEC, MethodSpec, RunSpec
+    from bench.run.spec import DEMO_SPEC, MethodSpec, RunSpec
 
     grid = any(getattr(args, k) is not None for k in ("datasets", "scales", "methods", "degradations"))
     if args.spec:
@@ -200,8 +200,8 @@ def _default_out(spec, args) -> Path:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from .report import render
-    from .runner import Runner
+    from bench.report.leaderboard import render
+    from bench.run.runner import Runner
 
     spec = _spec_from_args(args)
     out = args.out or _default_out(spec, args)
@@ -237,7 +237,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     if args.what != "datasets" and args.data_root:
         raise SrbenchError(f"--data-root applies to `srbench list datasets` only, not to {args.what}")
     if args.what == "datasets":
-        from .datasets import Dataset, get_manifest, list_datasets
+        from bench.run.datasets import Dataset, get_manifest, list_datasets
 
         rows = []
         for name in list_datasets():
@@ -268,7 +268,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_data(args: argparse.Namespace) -> int:
-    from .datasets import Dataset, fetch
+    from bench.run.datasets import Dataset, fetch
 
     if args.action == "fetch":
         folder, n = fetch(args.name, args.data_root)
@@ -339,14 +339,14 @@ def cmd_assets(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from .report import write_report
+    from bench.report.leaderboard import write_report
 
     if args.compare:
         return _compare(args)
     out = args.out or Path("reports") / args.runs[0].resolve().name
     reference = None if args.reference.lower() == "none" else args.reference
     rep = write_report(list(args.runs), out, reference=reference, plots=not args.no_plots, html=not args.no_html)
-    from .report import markdown
+    from bench.report.leaderboard import markdown
 
     print(markdown(rep, with_reference=False))
     if reference and rep.reference is None:
@@ -357,8 +357,8 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def _compare(args: argparse.Namespace) -> int:
-    from .compare import compare_markdown, compare_runs, metric_formats, summary
-    from .html import Cell, section_html, table_html, text_html, write_page
+    from bench.report.compare import compare_markdown, compare_runs, metric_formats, summary
+    from bench.report.html import Cell, section_html, table_html, text_html, write_page
 
     if len(args.runs) != 2:
         raise SrbenchError(f"--compare takes exactly two run folders, OLD NEW (got {len(args.runs)})")
@@ -368,7 +368,7 @@ def _compare(args: argparse.Namespace) -> int:
     df = compare_runs(old, new)
     md = compare_markdown(df, old, new)
     (out / "compare.md").write_text(md)
-    from .io import write_csv
+    from bench.run.io import write_csv
 
     write_csv(df, out / "compare.csv")
     if not args.no_html:
@@ -403,8 +403,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         try:
             args = build_parser().parse_args(argv)
-            from .iqa_cli import cmd_iqa
-            from .score import cmd_score
+            from bench.nr.cli import cmd_iqa
+            from bench.nr.score import cmd_score
 
             handler = {"run": cmd_run, "list": cmd_list, "data": cmd_data, "report": cmd_report, "iqa": cmd_iqa,
                        "score": cmd_score, "assets": cmd_assets, "train": cmd_train}[args.command]

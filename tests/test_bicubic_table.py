@@ -3,9 +3,9 @@ protocol) against the published bicubic table. Tolerance: 0.02 dB and 0.002, as 
 
 import pytest
 
-from bench.runner import Runner
-from bench.spec import MethodSpec, RunSpec
-from bench.store import load_scores
+from bench.run.runner import Runner
+from bench.run.spec import MethodSpec, RunSpec
+from bench.run.store import load_scores
 
 # Published bicubic baselines (PSNR-Y / SSIM-Y), e.g. in the LapSRN / RDN / RCAN tables.
 PUBLISHED = {

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from bench.html import Cell, figure_html, section_html, table_html, text_html, write_page
+from bench.report.html import Cell, figure_html, section_html, table_html, text_html, write_page
 from tests import browser
 from tests.conftest import REPO
 
@@ -268,9 +268,9 @@ def test_screenshot(page, tmp_path):
 
 def test_a_real_report_renders_and_sorts(driver, tmp_path):
     """`srbench report` on a real (small) run: every table and figure renders, sorting works."""
-    from bench.report import write_report
-    from bench.runner import Runner
-    from bench.spec import MethodSpec, RunSpec
+    from bench.report.leaderboard import write_report
+    from bench.run.runner import Runner
+    from bench.run.spec import MethodSpec, RunSpec
 
     spec = RunSpec(("demo",), (2, 4), tuple(MethodSpec(m, m) for m in ("bicubic", "nearest", "lanczos")),
                    ("psnr", "ssim"), save_sr=True, limit=2)
@@ -315,9 +315,9 @@ def paper_report(tmp_path_factory):
 
     import pandas as pd
 
-    from bench.report import write_report
-    from bench.runner import Runner
-    from bench.spec import MethodSpec, RunSpec
+    from bench.report.leaderboard import write_report
+    from bench.run.runner import Runner
+    from bench.run.spec import MethodSpec, RunSpec
     from tests.helpers import photo, write_manifest
 
     root = tmp_path_factory.mktemp("paper")

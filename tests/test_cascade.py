@@ -21,7 +21,7 @@ def test_cascade_equals_its_stages_run_by_hand(tmp_path):
     got = m.upscale(lr, 8)
     assert got.shape == (2, 3, 72, 56) and torch.equal(got, want)
     # the stages' weights are in the provenance, so a changed checkpoint reruns the cascade's cells
-    from bench.runner import sha256_values
+    from bench.run.runner import sha256_values
     from iqa.assets import sha256_file
 
     assert sha256_file(ckpt) in sha256_values(m.provenance())
@@ -53,9 +53,9 @@ def test_unknown_stage_gets_a_suggestion():
 
 
 def test_cascade_runs_in_the_harness_at_x16(tmp_path):
-    from bench.runner import Runner
-    from bench.spec import MethodSpec, RunSpec
-    from bench.store import load_scores
+    from bench.run.runner import Runner
+    from bench.run.spec import MethodSpec, RunSpec
+    from bench.run.store import load_scores
 
     s = RunSpec(datasets=("demo",), scales=(8, 16), metrics=("psnr",), limit=2,
                 methods=(MethodSpec("cascade:bicubic-x4+bicubic-x4", "bicubic-x4x4"), MethodSpec("bicubic", "bicubic")))

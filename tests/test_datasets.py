@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from bench import datasets as D
+from bench.run import datasets as D
 from iqa.errors import SrbenchError, UnknownNameError
 from tests.helpers import photo, write_manifest
 
@@ -287,8 +287,8 @@ def test_scale_without_a_cropped_copy_uses_the_originals(tmp_path):
     """HR/ (the uncropped originals) serves any scale: the degradation crops it to a multiple of 5."""
     import torch
 
-    from bench.degradations import parse_degradation
-    from bench.io import read_image
+    from bench.run.degradations import parse_degradation
+    from bench.run.io import read_image
 
     _hr(tmp_path, "a.png")
     _hr(tmp_path, "a.png", folder="HR_mod4")

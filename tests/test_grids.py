@@ -1,4 +1,4 @@
-"""Visual comparison grids (bench.grids) on real tiny runs of the built-in demo dataset."""
+"""Visual comparison grids (bench.report.grids) on real tiny runs of the built-in demo dataset."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ import pytest
 from PIL import Image
 
 from bench import grids
-from bench.runner import Runner
-from bench.spec import MethodSpec, RunSpec
-from bench.store import load_scores
+from bench.run.runner import Runner
+from bench.run.spec import MethodSpec, RunSpec
+from bench.run.store import load_scores
 from tests.helpers import photo, write_manifest
 
 METHODS = ("bicubic", "nearest", "bilinear")
@@ -170,7 +170,7 @@ def test_comparison_grid_of_a_run(runs, tmp_path):
              for dx in (-1, 0, 1)]
     assert all(chosen >= var[cy:cy + h, cx:cx + w].mean() - 1e-9 for cy, cx in cand)
     # panel scores are the crop's PSNR on Y
-    from bench.io import to_tensor
+    from bench.run.io import to_tensor
     from iqa.fr import psnr as psnr_fn
 
     hr = grids.hr_image(runs["plain"], "demo", "x4", image)

@@ -1,4 +1,4 @@
-"""bench.html: escaping, sort attributes, embedded images, CSP, self-containment, atomic write."""
+"""bench.report.html: escaping, sort attributes, embedded images, CSP, self-containment, atomic write."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from bench import html as H
-from bench.html import Cell, esc, figure_html, pre_html, section_html, table_html, text_html, write_page
+from bench.report import html as H
+from bench.report.html import Cell, esc, figure_html, pre_html, section_html, table_html, text_html, write_page
 
 HOSTILE = [
     "<script>alert(1)</script>",

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from bench.io import ImageReadError, read_image, read_uint8, write_png
+from bench.run.io import ImageReadError, read_image, read_uint8, write_png
 from tests.helpers import faulty_images, photo
 
 

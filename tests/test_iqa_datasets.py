@@ -1,4 +1,4 @@
-"""Opinion-scored IQA databases (bench.iqa_datasets): fake folders in each official layout, tiny
+"""Opinion-scored IQA databases (bench.nr.databases): fake folders in each official layout, tiny
 images written here, MOS files in the official formats; parsing, paths, scores and errors."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from bench.iqa_datasets import (DATABASES, IQADatabaseError, database_spec, fetch_from_hub, list_databases,
+from bench.nr.databases import (DATABASES, IQADatabaseError, database_spec, fetch_from_hub, list_databases,
                                 load_database)
 from iqa.errors import UnknownNameError
 
@@ -322,7 +322,7 @@ def _tar_of(folder: Path, out: Path, arcname: str) -> Path:
 
 
 def test_hub_archive_is_extracted_into_the_cache_and_loaded(tmp_path, monkeypatch):
-    import bench.iqa_datasets as mod
+    import bench.nr.databases as mod
 
     release = make_kadid(tmp_path / "src" / "kadid10k")
     archive = _tar_of(release, tmp_path / "kadid10k.tgz", "kadid10k")
@@ -342,7 +342,7 @@ def test_hub_archive_is_extracted_into_the_cache_and_loaded(tmp_path, monkeypatc
 
 
 def test_hub_archive_without_the_official_mos_file(tmp_path, monkeypatch):
-    import bench.iqa_datasets as mod
+    import bench.nr.databases as mod
 
     release = make_tid(tmp_path / "src" / "tid2013")
     (release / "mos_with_names.txt").unlink()

@@ -1,4 +1,4 @@
-"""Evaluation of no-reference metrics: iqa.correlation and bench.iqa_eval (``srbench iqa eval``).
+"""Evaluation of no-reference metrics: iqa.correlation and bench.nr.eval (``srbench iqa eval``).
 
 Toy NR metrics with known behaviour stand in for the real ones (NIQE's asset is missing in
 tests): the variance of the Laplacian (sharpness: more blur -> lower), its negation declared
@@ -15,7 +15,7 @@ import scipy.stats as st
 import torch
 
 import iqa
-from bench.iqa_eval import (DISTORTIONS, add_eval_parser, apply_distortion, center_crop, cmd_eval,
+from bench.nr.eval import (DISTORTIONS, add_eval_parser, apply_distortion, center_crop, cmd_eval,
                             evaluate_on_database, evaluate_opinion_free, gaussian_blur, jpeg_roundtrip)
 from iqa.base import Metric, MetricInfo
 from iqa.correlation import correlations, fit_logistic, krcc, logistic, orient, plcc, plcc_logistic, srcc
@@ -235,9 +235,9 @@ def test_sr_outputs_get_fr_scores_with_a_loud_substitution(opinion_free):
     # x2 outputs are closer to the HR image than x4 outputs
     assert sr[sr["scale"] == 2]["fr:psnr"].mean() > sr[sr["scale"] == 4]["fr:psnr"].mean()
     # one PSNR recomputed by hand for the bicubic x2 output of the first image
-    from bench.datasets import Dataset
-    from bench.degradations import parse_degradation
-    from bench.io import read_image
+    from bench.run.datasets import Dataset
+    from bench.run.degradations import parse_degradation
+    from bench.run.io import read_image
 
     first = sr.iloc[0]
     item = next(it for it in Dataset(first["dataset"], None).items(4) if it.id == first["image"])
@@ -251,7 +251,7 @@ def test_sr_outputs_get_fr_scores_with_a_loud_substitution(opinion_free):
 
 
 def test_paired_differences_from_a_reference_metric(opinion_free):
-    from bench.iqa_eval import _differences, _paired_srcc_difference
+    from bench.nr.eval import _differences, _paired_srcc_difference
     from iqa.correlation import srcc
 
     res, out, _ = opinion_free
@@ -348,7 +348,7 @@ def test_metric_checks(monkeypatch):
 def _fake_koniq(root, n=6, corrupt=None):
     from PIL import Image
 
-    from bench.io import to_uint8
+    from bench.run.io import to_uint8
 
     x = _photo(48, 48)
     (root / "1024x768").mkdir(parents=True)
@@ -384,7 +384,7 @@ def test_dmos_databases_are_flipped(tmp_path):
     """CSIQ's DMOS is lower-is-better: a sharpness metric must still correlate at +1."""
     from PIL import Image
 
-    from bench.io import to_uint8
+    from bench.run.io import to_uint8
 
     root = tmp_path / "CSIQ"
     x = _photo(48, 48)
@@ -468,7 +468,7 @@ def test_cli_errors(tmp_path, lapvar_registered, capsys):
 
 
 def test_an_unavailable_metric_is_named_in_the_report_notes():
-    from bench.iqa_eval import resolve_nr_metrics
+    from bench.nr.eval import resolve_nr_metrics
 
     notes, lines = [], []
     out = resolve_nr_metrics(["niqe", "piqe"], "cpu", lines.append, notes)  # niqe: no asset in tests

@@ -1,4 +1,4 @@
-"""Leaderboard figures (bench.plots) on small synthetic score and timing frames."""
+"""Leaderboard figures (bench.report.plots) on small synthetic score and timing frames."""
 
 from __future__ import annotations
 

@@ -9,9 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bench import report as R
-from bench.compare import compare_markdown, compare_runs
-from bench.stats import bootstrap_ci, bootstrap_mean, paired_difference, unpaired_difference
+from bench.report import leaderboard as R
+from bench.report.compare import compare_markdown, compare_runs
+from bench.report.stats import bootstrap_ci, bootstrap_mean, paired_difference, unpaired_difference
 
 
 def rows(method, dataset, scale, metric, values, status="ok", message=""):
@@ -128,8 +128,8 @@ def test_markdown_latex_and_csv(scores):
 # -- real runs ----------------------------------------------------------------------------------------
 
 def _run(tmp_path, name, methods, scales=(2, 4)):
-    from bench.runner import Runner
-    from bench.spec import MethodSpec, RunSpec
+    from bench.run.runner import Runner
+    from bench.run.spec import MethodSpec, RunSpec
 
     spec = RunSpec(("demo",), scales, tuple(MethodSpec(m, m) for m in methods), ("psnr", "ssim"))
     Runner(spec, tmp_path / name, echo=lambda s: None, progress=False).run()

@@ -14,9 +14,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bench import report as R
-from bench.compare import compare_markdown, compare_runs, write_compare_csv
-from bench.stats import bootstrap_ci, bootstrap_mean, paired_difference, unpaired_difference
+from bench.report import leaderboard as R
+from bench.report.compare import compare_markdown, compare_runs, write_compare_csv
+from bench.report.stats import bootstrap_ci, bootstrap_mean, paired_difference, unpaired_difference
 
 FORMULA = '=HYPERLINK("http://evil.example/x","click")'
 AT = "@cmd|' /C calc'!A0"
@@ -42,7 +42,7 @@ def spec(methods, datasets=("set5",), metrics=("psnr",)):
 
 def write_run(root, df: pd.DataFrame, manifest_spec: dict):
     """A run folder holding exactly ``df`` (one finished cell per dataset/degradation/method)."""
-    from bench.store import Cell
+    from bench.run.store import Cell
 
     root.mkdir(parents=True)
     (root / "manifest.json").write_text(json.dumps({"spec": manifest_spec, "protocol": {"name": "basicsr"}}))

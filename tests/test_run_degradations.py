@@ -5,10 +5,10 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from bench.degradations import degradation_keys, derive_seed, parse_degradation
-from bench.runner import Runner
-from bench.spec import MethodSpec, RunSpec
-from bench.store import load_scores
+from bench.run.degradations import degradation_keys, derive_seed, parse_degradation
+from bench.run.runner import Runner
+from bench.run.spec import MethodSpec, RunSpec
+from bench.run.store import load_scores
 from iqa.errors import SrbenchError
 
 
@@ -45,8 +45,8 @@ def test_a_run_with_realesrgan_bdn_and_dn(tmp_path):
     psnr = a[a.method == "bicubic"].groupby("degradation")["value"].mean()
     assert psnr["x4"] > psnr["bdn-x4"] and psnr["x4"] > psnr["dn-x4"] and psnr["x4"] > psnr["realesrgan-x4"]
     # one LR per (image, key), from the seed rule, shared by every method
-    from bench.datasets import Dataset
-    from bench.io import read_image
+    from bench.run.datasets import Dataset
+    from bench.run.io import read_image
 
     item = sorted(Dataset("demo").items(4), key=lambda it: it.id)[0]
     deg = parse_degradation("realesrgan-x4")

@@ -10,9 +10,9 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from bench.runner import Runner
-from bench.spec import MethodSpec, RunSpec
-from bench.store import RunLock, load_cells, load_scores, load_timings
+from bench.run.runner import Runner
+from bench.run.spec import MethodSpec, RunSpec
+from bench.run.store import RunLock, load_cells, load_scores, load_timings
 from iqa.errors import SrbenchError
 from tests.helpers import faulty_images, photo, tiny_spandrel_checkpoint, write_manifest
 
@@ -63,7 +63,7 @@ def test_changed_request_recomputes_only_that_cell(tmp_path):
 
 
 def test_changed_weights_under_the_same_name_recompute_the_cell(tmp_path):
-    from bench.runner import sha256_values
+    from bench.run.runner import sha256_values
 
     ckpt = tiny_spandrel_checkpoint(tmp_path / "tiny_x4.pth", seed=0)
     s = spec(methods=(MethodSpec("bicubic", "bicubic"), MethodSpec(f"spandrel:{ckpt}", "tiny")), metrics=("psnr",))
@@ -209,14 +209,14 @@ def test_real_pairs_use_the_lr_files(tmp_path, monkeypatch):
 
 
 def test_save_sr_keeps_the_scored_images(tmp_path):
-    from bench.io import read_image
+    from bench.run.io import read_image
 
     quiet(tmp_path / "run", spec(save_sr=True, methods=(MethodSpec("bicubic", "bicubic"),), metrics=("psnr",)))
     pngs = sorted((tmp_path / "run" / "sr" / "demo" / "x4" / "bicubic").glob("*.png"))
     assert [p.stem for p in pngs] == ["astronaut", "chelsea", "coffee", "motorcycle_left", "rocket"]
     # the saved PNG is exactly what was scored: PSNR from the file equals the stored row
     import iqa
-    from bench.datasets import Dataset
+    from bench.run.datasets import Dataset
     from iqa.resize import modcrop
 
     item = Dataset("demo").items(4)[0]
@@ -273,7 +273,7 @@ def test_offline_environment_variable_stops_fetching(tmp_path, monkeypatch):
 
 def test_demo_spec_has_lpips_and_three_pretrained_networks():
     import sr_methods
-    from bench.spec import DEMO_SPEC
+    from bench.run.spec import DEMO_SPEC
 
     assert "lpips" in DEMO_SPEC.metrics
     kinds = {m.name: sr_methods.method_info(m.name)["kind"] for m in DEMO_SPEC.methods}

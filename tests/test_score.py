@@ -1,4 +1,4 @@
-"""`srbench score` (bench/score.py) with toy no-reference metrics registered for the test."""
+"""`srbench score` (bench/nr/score.py) with toy no-reference metrics registered for the test."""
 
 import argparse
 import csv
@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from bench.io import read_image
+from bench.run.io import read_image
 from bench.cli import main as cli_main
-from bench.score import COLUMNS, add_score_parser, cmd_score, tile_boxes
+from bench.nr.score import COLUMNS, add_score_parser, cmd_score, tile_boxes
 from iqa.base import Metric, MetricInfo
 from iqa.catalogue import METRICS
 from iqa.errors import SrbenchError
@@ -245,7 +245,7 @@ def test_sfd_checkpoint_option_scores_with_a_trained_checkpoint(tmp_path, monkey
     rc, out, err = run([img, "--metric", "niqe", "--sfd-checkpoint", ckpt], capsys)
     assert rc != 0 and "--sfd-checkpoint goes with an SFD-IQA metric" in err
     # iqa eval takes the same option
-    from bench.iqa_eval import add_eval_parser, cmd_eval
+    from bench.nr.eval import add_eval_parser, cmd_eval
 
     parser = argparse.ArgumentParser()
     add_eval_parser(parser.add_subparsers())

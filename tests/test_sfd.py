@@ -211,7 +211,7 @@ def _train_folder(root, n=6):
 
 
 def test_training_is_reproducible_resumable_and_recorded(clip_bb, tmp_path):
-    from bench.sfd_train import load_config, train_sfd
+    from bench.train.sfd_iqa import load_config, train_sfd
 
     data = _train_folder(tmp_path / "data")
     cfg = load_config("cpu", patch=32, n_real=16, n_fake=16, steps=6, batch=8, log_every=2, ckpt_every=3,
@@ -247,7 +247,7 @@ def test_training_is_reproducible_resumable_and_recorded(clip_bb, tmp_path):
 
 
 def test_paired_fakes_are_made_from_the_real_crops(tmp_path):
-    from bench.sfd_train import build_pools, load_config, training_images
+    from bench.train.sfd_iqa import build_pools, load_config, training_images
 
     data = _train_folder(tmp_path / "data")
     images = training_images(data)
@@ -262,7 +262,7 @@ def test_paired_fakes_are_made_from_the_real_crops(tmp_path):
 
 
 def test_training_refuses_test_images(tmp_path, clip_bb):
-    from bench.sfd_train import training_images
+    from bench.train.sfd_iqa import training_images
 
     data = _train_folder(tmp_path / "data", n=2)
     (data / "set5" / "HR").mkdir(parents=True)
@@ -319,7 +319,7 @@ def test_shipped_vgg16_checkpoint_and_catalogue(tmp_path, shared_data):
 
 
 def test_ranking_term_across_sr_scales():
-    from bench.sfd_train import fake_severity
+    from bench.train.sfd_iqa import fake_severity
     from iqa.sfd import _rank_loss
 
     assert fake_severity("nearest-x8") == 3.0 and fake_severity("bicubic-x2") == 1.0
@@ -349,7 +349,7 @@ def test_ranking_term_across_sr_scales():
 
 
 def test_training_logs_the_ranking_term(clip_bb, tmp_path):
-    from bench.sfd_train import load_config, train_sfd
+    from bench.train.sfd_iqa import load_config, train_sfd
 
     data = _train_folder(tmp_path / "data")
     cfg = load_config("cpu", patch=32, n_real=16, n_fake=16, steps=4, batch=8, log_every=2, ckpt_every=4,
@@ -373,7 +373,7 @@ def test_training_logs_the_ranking_term(clip_bb, tmp_path):
 def test_cuda_scores_match_cpu_and_amp_training_runs(which, clip_bb, vgg_bb, tmp_path):
     if not torch.cuda.is_available():
         pytest.skip("no CUDA device")
-    from bench.sfd_train import load_config, train_sfd
+    from bench.train.sfd_iqa import load_config, train_sfd
 
     bb = clip_bb if which == "clip" else vgg_bb
     data = _train_folder(tmp_path / "data")

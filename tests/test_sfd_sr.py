@@ -411,7 +411,7 @@ def test_recipes_are_registered():
 
 def test_the_report_flags_sfd_iqa_on_the_same_backbone_as_circular(tmp_path, data_root, vgg_file):
     import sr_methods
-    from bench.report import _method_backbones
+    from bench.report.leaderboard import _method_backbones
 
     cfg, opts = setup(tmp_path, vgg_file)
     path = run(tmp_path, "circ", data_root, replace(cfg, steps=1), opts, validate=False)

@@ -61,7 +61,7 @@ def stage_weights(path: Path) -> dict[str, torch.Tensor]:
 
 
 def test_patch_sampler_is_seeded_per_batch_and_lr_is_the_degradation(data_root):
-    from bench.degradations import derive_seed, parse_degradation
+    from bench.run.degradations import derive_seed, parse_degradation
     from bench.train.data import PatchSampler
 
     files = sorted((data_root / "train" / "t91").glob("*.png"))
@@ -158,9 +158,9 @@ def test_checkpoint_runs_in_the_harness_and_its_stage_starts_as_bicubic(tmp_path
     with pytest.raises(SrbenchError, match="is a 'rrdn-x16' checkpoint, not 'sfd-sr-vgg16'"):
         sr_methods.method_info(f"sfd-sr-vgg16:{ckpt}")
     # in a run, under its method name
-    from bench.runner import Runner
-    from bench.spec import MethodSpec, RunSpec
-    from bench.store import load_scores
+    from bench.run.runner import Runner
+    from bench.run.spec import MethodSpec, RunSpec
+    from bench.run.store import load_scores
 
     s = RunSpec(datasets=("demo",), scales=(16,), metrics=("psnr",), limit=1,
                 methods=(MethodSpec(f"rrdn-x16:{ckpt}", "rrdn-x16"),))

@@ -13,9 +13,9 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from bench.runner import Runner
-from bench.spec import MethodSpec, RunSpec
-from bench.store import CorruptFileError, load_scores, safe_name
+from bench.run.runner import Runner
+from bench.run.spec import MethodSpec, RunSpec
+from bench.run.store import CorruptFileError, load_scores, safe_name
 from iqa.errors import SrbenchError
 from tests.helpers import photo, write_manifest
 
@@ -273,7 +273,7 @@ def _disk_fills_after(monkeypatch, n_writes: int) -> None:
 def test_disk_full_stops_with_one_line_and_the_rerun_gives_the_same_table(tmp_path, monkeypatch, n_writes):
     s = spec(methods=(MethodSpec("bicubic", "bicubic"), MethodSpec("nearest", "nearest")))
     monkeypatch.setenv("SRBENCH_FLUSH_SECONDS", "0")
-    monkeypatch.setattr("bench.runner.FLUSH_SECONDS", 0.0)
+    monkeypatch.setattr("bench.run.runner.FLUSH_SECONDS", 0.0)
     with monkeypatch.context() as m:
         _disk_fills_after(m, n_writes)
         with pytest.raises(SrbenchError, match=r"^no space left on /\S* while writing .*; free space and rerun"):
@@ -322,7 +322,7 @@ def test_images_above_the_pixel_limit_are_refused_with_one_line(tmp_path, hr_dat
     assert "128x96 is 0.0 megapixels, above the limit of 0.005" in df.loc["big", "message"]
     assert str(root / "big-test" / "HR" / "big.png") in df.loc["big", "message"]
     # the header is read, never the pixels: a huge (sparse) declared size is refused at once
-    from bench.io import ImageReadError, pixel_limit, read_image
+    from bench.run.io import ImageReadError, pixel_limit, read_image
 
     with pixel_limit(64_000_000), pytest.raises(ImageReadError, match="144.0 megapixels, above the limit of 64"):
         read_image(_bomb_png(tmp_path / "bomb.png", 12000, 12000))
@@ -364,7 +364,7 @@ def test_misspelt_names_leave_no_run_folder(tmp_path):
 
 def test_closing_line_names_what_went_wrong_where(tmp_path):
     from bench.cli import _problems_line
-    from bench.runner import CellResult
+    from bench.run.runner import CellResult
 
     only_errors = _problems_line([], 3, tmp_path)
     assert "!!" not in only_errors and "3 image(s) failed" in only_errors and "ERRORS" in only_errors

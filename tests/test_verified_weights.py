@@ -19,7 +19,7 @@ import pytest
 import torch
 
 import iqa
-from bench.runner import sha256_values  # what the run fingerprints: every "sha256" of a provenance
+from bench.run.runner import sha256_values  # what the run fingerprints: every "sha256" of a provenance
 from iqa import assets as A
 from iqa import weights as W
 from iqa.errors import MissingAssetError, SrbenchError

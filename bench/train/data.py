@@ -1,5 +1,5 @@
 """Training data: the images of ``<data>/train`` (never a test image), HR patches drawn from a seed,
-and their LR made on the fly by a degradation of `bench.degradations`.
+and their LR made on the fly by a degradation of `bench.run.degradations`.
 
 - ``training_images(root, sets)``: ``(path, sha256)`` of every image of ``train/<set>`` for the
   sets asked (T91, BSDS500, Kodak24, and the captioned COCO / CelebA training splits); a file whose
@@ -35,7 +35,7 @@ def find_data_root(data_root: str | os.PathLike[str] | None) -> Path:
     """``data_root``, else the first data root (``SRBENCH_DATA``, then the cache) holding ``train/``."""
     if data_root is not None:
         return Path(data_root)
-    from bench.datasets import data_roots
+    from bench.run.datasets import data_roots
 
     roots = data_roots()
     return next((r for r in roots if (r / "train").is_dir()), roots[0] if roots else Path("data"))
@@ -78,8 +78,8 @@ class PatchSampler:
 
     def __init__(self, images: list[Path], *, patch: int, batch: int, degradation: str, seed: int = 0,
                  augment: bool = True):
-        from bench.degradations import parse_degradation
-        from bench.io import read_uint8
+        from bench.run.degradations import parse_degradation
+        from bench.run.io import read_uint8
 
         self.deg = parse_degradation(degradation)
         if self.deg.real:
@@ -108,7 +108,7 @@ class PatchSampler:
 
     def __call__(self, k: int) -> tuple[torch.Tensor, torch.Tensor]:
         """``(hr, lr)`` of batch ``k``; LR on the uint8 grid, as a benchmark LR file would be."""
-        from bench.degradations import derive_seed
+        from bench.run.degradations import derive_seed
 
         hr = self.hr(k)
         lrs = [self.deg.apply(hr[i:i + 1], seed=derive_seed(self.seed, f"train:{k}:{i}", self.deg.key))[1]

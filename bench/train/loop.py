@@ -60,7 +60,7 @@ class TrainConfig:
     device: str = "auto"
 
     def degradation_key(self) -> str:
-        from bench.degradations import FAMILIES, parse_degradation
+        from bench.run.degradations import FAMILIES, parse_degradation
 
         d = self.degradation.strip().lower()
         key = (f"x{self.scale}" if d == "bicubic" else f"{d}-x{self.scale}") if d in FAMILIES else d
@@ -125,7 +125,7 @@ def load_config(recipe: type[Recipe], spec: str | None, **overrides: Any) -> tup
     if spec in recipe.presets:
         cfg, opts = recipe.presets[spec]
     else:
-        from bench.spec import read_toml
+        from bench.run.spec import read_toml
 
         path = Path(spec)
         data = read_toml(path, f"config not found (or use a preset: {', '.join(recipe.presets)})")
@@ -185,8 +185,8 @@ class Validator:
 
     def __init__(self, cfg: TrainConfig, data_root: Path, device: torch.device, echo: Callable[[str], None]):
         import iqa
-        from bench.degradations import derive_seed, parse_degradation
-        from bench.io import read_image
+        from bench.run.degradations import derive_seed, parse_degradation
+        from bench.run.io import read_image
         from iqa.resize import modcrop
 
         folder = data_root / "train" / "kodak24"
@@ -236,7 +236,7 @@ class Validator:
 def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    from bench.runner import resolve_device as strict
+    from bench.run.runner import resolve_device as strict
 
     return strict(name)
 

@@ -142,7 +142,7 @@ def test_speed_ratio(urban100, capsys):
         return 1000.0 * sum(v) / len(v)
 
     # informational: the same images as channels-last tensors (what torch.from_numpy(hwc).permute
-    # gives, e.g. bench.io); base.check_images then costs more (min/max copy such tensors)
+    # gives, e.g. bench.run.io); base.check_images then costs more (min/max copy such tensors)
     run = impls["ours"]
     cl = [{"sr": p["sr"].contiguous(memory_format=torch.channels_last),
            "hr": p["hr"].contiguous(memory_format=torch.channels_last)} for p in urban100[:PYIQA_IMAGES * 2]]

@@ -76,11 +76,11 @@ import torch
 from iqa.errors import SrbenchError
 from iqa.sfd import SFD, SFDConfig, save_sfd
 
+from .data import find_data_root, training_images  # one test-set check for every training
+
 __all__ = ["PRESETS", "TrainConfig", "fake_severity", "load_config", "train_sfd", "training_images"]
 
-TRAIN_SETS = ("t91", "bsds500", "kodak24")
-TEST_SETS = ("set5", "set14", "bsd100", "urban100", "manga109", "celeba_hq", "acdc")
-_EXT = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
+TRAIN_SETS = ("t91", "bsds500", "kodak24")  # the sets this training draws from (bench.train.data has all)
 
 
 @dataclass
@@ -125,7 +125,7 @@ PRESETS = {
 
 def load_config(spec: str | None, backbone: str | None = None, **overrides: Any) -> TrainConfig:
     """A preset name (``cpu``, ``gpu``) or a TOML file; ``backbone`` and ``overrides`` win."""
-    from .spec import read_toml
+    from bench.run.spec import read_toml
 
     spec = spec or "cpu"
     if spec in PRESETS:
@@ -163,34 +163,8 @@ def load_config(spec: str | None, backbone: str | None = None, **overrides: Any)
 
 # -- data ---------------------------------------------------------------------------------------------------
 
-def _files(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in _EXT)
-
-
-def training_images(data_root: str | os.PathLike[str], sets: tuple[str, ...] = TRAIN_SETS) -> list[tuple[Path, str]]:
-    """``(path, sha256)`` of every training image under ``<data_root>/train/<set>`` for the ``sets``
-    (default all of t91, bsds500, kodak24); refuses any file that is also in a test set of ``data_root``."""
-    from iqa.assets import sha256_file
-
-    root = Path(data_root)
-    folders = [root / "train" / s for s in sets if (root / "train" / s).is_dir()]
-    if not folders:
-        raise SrbenchError(f"no training images: expected {root}/train/{{{','.join(sets)}}}/ "
-                           "(T91, BSDS500, Kodak24)")
-    images = [(p, sha256_file(p)) for f in folders for p in _files(f)]
-    test = {}
-    for name in TEST_SETS:
-        for p in _files(root / name) if (root / name).is_dir() else []:
-            test[sha256_file(p)] = p
-    clash = [(p, test[h]) for p, h in images if h in test]
-    if clash:
-        raise SrbenchError(f"training image {clash[0][0]} is the test image {clash[0][1]} (same sha256): "
-                           "never train on a test set")
-    return images
-
-
 def _read(path: Path) -> np.ndarray:
-    from bench.io import read_uint8
+    from bench.run.io import read_uint8
 
     return read_uint8(path)
 
@@ -364,12 +338,7 @@ def train_sfd(cfg: TrainConfig, out: str | os.PathLike[str], *, data_root: str |
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    if data_root is None:  # the first data root (SRBENCH_DATA, then the cache) that holds train/
-        from .datasets import data_roots
-
-        roots = data_roots()
-        data_root = next((r for r in roots if (r / "train").is_dir()), roots[0] if roots else Path("data"))
-    data_root = Path(data_root)
+    data_root = find_data_root(data_root)
     dev = _device(cfg.device)
     images = training_images(data_root, cfg.sets)
     echo(f"training images: {len(images)} under {data_root}/train ({', '.join(cfg.sets)})")

@@ -39,8 +39,8 @@ import numpy as np
 
 from iqa.errors import SrbenchError
 
-from .plots import FigureInfo, _style, _txt, metric_direction, safe_stem, save_figure
-from .store import load_manifest, safe_name
+from bench.report.plots import FigureInfo, _style, _txt, metric_direction, safe_stem, save_figure
+from bench.run.store import load_manifest, safe_name
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -84,7 +84,7 @@ class _RunImages:
         return self.manifest.get("spec", {})
 
     def item(self, dataset: str, scale: int, image_id: str):
-        from .datasets import Dataset
+        from bench.run.datasets import Dataset
 
         key = (dataset, scale)
         if key not in self._items:
@@ -98,17 +98,17 @@ class _RunImages:
         """The HR image ``(1, 3, H, W)`` as the runner scores it: cropped to a multiple of the scale."""
         from iqa.resize import modcrop
 
-        from .io import read_image
+        from bench.run.io import read_image
 
         item = self.item(dataset, deg.scale, image_id)
         return modcrop(read_image(item.hr).unsqueeze(0), deg.scale)
 
     def lr_tensor(self, dataset: str, deg, image_id: str) -> "torch.Tensor":
-        """The LR input ``(1, 3, h, w)`` the runner gave the methods (see `bench.runner.Runner._lr_for`)."""
+        """The LR input ``(1, 3, h, w)`` the runner gave the methods (see `bench.run.runner.Runner._lr_for`)."""
         from iqa.resize import imresize, modcrop
 
-        from .degradations import derive_seed
-        from .io import read_image
+        from bench.run.degradations import derive_seed
+        from bench.run.io import read_image
 
         if deg.real:
             item = self.item(dataset, deg.scale, image_id)
@@ -149,8 +149,8 @@ class _RunImages:
 
     def sr(self, dataset: str, degradation: str, label: str, image_id: str) -> tuple[np.ndarray | None, str]:
         """``(uint8 H x W x 3, "saved"|"rebuilt")`` or ``(None, why)``."""
-        from .degradations import parse_degradation
-        from .io import read_uint8, to_uint8
+        from bench.run.degradations import parse_degradation
+        from bench.run.io import read_uint8, to_uint8
 
         deg = parse_degradation(degradation)
         saved = (self.run_dir / "sr" / safe_name(dataset) / deg.key / safe_name(label) /
@@ -191,8 +191,8 @@ def hr_image(run_dir: str | Path, dataset: str, degradation: str, image_id: str,
              data_root: str | Path | None = None) -> np.ndarray:
     """The HR image (uint8 ``H x W x 3``) of one image of a run, cropped to a multiple of the scale
     (the size of the SR outputs). Raises `SrbenchError` when the dataset or image is not found."""
-    from .degradations import parse_degradation
-    from .io import to_uint8
+    from bench.run.degradations import parse_degradation
+    from bench.run.io import to_uint8
 
     images = _RunImages.open(run_dir, data_root)
     return to_uint8(images.hr_tensor(dataset, parse_degradation(degradation), image_id)[0])
@@ -317,7 +317,7 @@ def _crop_scores(sr: np.ndarray, hr: np.ndarray) -> tuple[float, float | None]:
     """PSNR-Y and SSIM-Y (MATLAB BT.601 Y, no border) of a crop pair; SSIM is None below 11x11."""
     from iqa.fr import psnr, ssim
 
-    from .io import to_tensor
+    from bench.run.io import to_tensor
 
     x, ref = to_tensor(sr).unsqueeze(0).double(), to_tensor(hr).unsqueeze(0).double()
     p = float(psnr(x, ref, crop_border=0, y_channel=True)[0])
@@ -431,8 +431,8 @@ def comparison_grids(run_dir: str | Path, scores: "pd.DataFrame", out_dir: str |
                 continue
             srs.append((label, arr))
         try:
-            from .degradations import parse_degradation
-            from .io import to_uint8
+            from bench.run.degradations import parse_degradation
+            from bench.run.io import to_uint8
 
             hr = to_uint8(images.hr_tensor(ds, parse_degradation(deg), image)[0])
         except SrbenchError as e:

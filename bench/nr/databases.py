@@ -75,7 +75,7 @@ from typing import Any, Callable, Iterator, NamedTuple
 
 from iqa.errors import SrbenchError, UnknownNameError
 
-from .io import IMAGE_EXTENSIONS, build_dir
+from bench.run.io import IMAGE_EXTENSIONS, build_dir
 
 __all__ = ["DATABASES", "HUB_REPO", "DatabaseSpec", "IQADatabase", "IQADatabaseError", "IQAItem", "database_spec",
            "fetch_from_hub", "list_databases", "load_database"]

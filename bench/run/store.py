@@ -45,7 +45,7 @@ import pandas as pd
 
 from iqa.errors import SrbenchError
 
-from .io import DiskFullError, disk_full_error, is_disk_full  # noqa: F401 (re-exported)
+from bench.run.io import DiskFullError, disk_full_error, is_disk_full  # noqa: F401 (re-exported)
 
 SCORE_COLUMNS = ["dataset", "degradation", "scale", "method", "image", "metric", "value", "protocol", "status",
                  "message", "cause"]

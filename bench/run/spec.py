@@ -114,13 +114,13 @@ class RunSpec:
     save_sr: bool = False
     data_root: str | None = None
     limit: int | None = None  # only the first N images (sorted by id) of each dataset: quick runs
-    max_pixels: int | None = None  # refuse images above this many pixels (None: bench.io's default; 0: none)
+    max_pixels: int | None = None  # refuse images above this many pixels (None: bench.run.io's default; 0: none)
     # degradation families crossed with `scales` ("bicubic" (default), "realesrgan", "bdn", "dn") and/or
-    # full keys ("realesrgan-x4", "x16"); see bench.degradations
+    # full keys ("realesrgan-x4", "x16"); see bench.run.degradations
     degradations: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
-        from .degradations import is_family, parse_degradation
+        from bench.run.degradations import is_family, parse_degradation
 
         for name in ("datasets", "methods", "metrics"):
             if not getattr(self, name):
@@ -132,7 +132,7 @@ class RunSpec:
             if not is_family(d) and not any(c.isdigit() for c in d):
                 from iqa.errors import UnknownNameError
 
-                from .degradations import FAMILIES
+                from bench.run.degradations import FAMILIES
 
                 raise UnknownNameError("degradation family", d, list(FAMILIES))
             if not is_family(d):

@@ -4,7 +4,7 @@ Two evaluations, both for any NR metric of the catalogue (``iqa.list_metrics()``
 any `iqa.Metric` object with ``info.kind == "nr"``:
 
 **1. Against human opinion** (`evaluate_on_database`): every image of an opinion-scored database
-(`bench.iqa_datasets`: KonIQ-10k, LIVE Challenge, SPAQ, KADID-10k, TID2013, CSIQ, PIPAL) is scored
+(`bench.nr.databases`: KonIQ-10k, LIVE Challenge, SPAQ, KADID-10k, TID2013, CSIQ, PIPAL) is scored
 one at a time (batch of 1, at its own size; ``resize=N`` shrinks the longer side to N pixels first,
 only when asked), files that cannot be read or scored are skipped with one line each, and SRCC,
 KRCC, PLCC and PLCC after the VQEG logistic fit (`iqa.correlation.correlations`, 95 % bootstrap
@@ -13,7 +13,7 @@ oriented first, metric scores by the metric's direction and opinion scores by th
 (DMOS of CSIQ: lower is better), so +1 always means "agrees with people".
 
 **2. Opinion-free** (`evaluate_opinion_free`), on real photographs no method was trained on:
-Urban100, Set14, CelebA-HQ and ACDC (``bench.datasets`` names ``urban100``, ``set14``,
+Urban100, Set14, CelebA-HQ and ACDC (``bench.run.datasets`` names ``urban100``, ``set14``,
 ``celeba-hq``, ``acdc``; all four ACDC conditions), the first ``images_per_dataset`` images of each
 (sorted by id; default 8), each cut to its central ``crop x crop`` pixels (default 256; smaller
 sides are kept whole) and trimmed at the bottom/right to a multiple of 16 so that every SR scale
@@ -31,7 +31,7 @@ distorted image is rounded to the uint8 grid, as a saved PNG would be.
 
 - blur: separable Gaussian kernel of radius ceil(3 sigma) pixels, edges replicated;
 - noise: i.i.d. per pixel and channel, std in 8-bit levels, clipped to [0, 255]; the generator is
-  seeded from (seed, image, level) by `bench.degradations.derive_seed`;
+  seeded from (seed, image, level) by `bench.run.degradations.derive_seed`;
 - JPEG: Pillow's encoder at that quality (its default 4:2:0 chroma subsampling), then decoded;
 - down-up: MATLAB-bicubic ``imresize`` (antialiased) to round(H/f) x round(W/f), then back to
   H x W.
@@ -40,7 +40,7 @@ Per (image, distortion type, metric) the SRCC between the metric's oriented scor
 better) and the *negated* level index (1..5) is taken: +1 means the metric ranks every worse
 level as worse, -1 the reverse. A metric that gives the same score at every level has no ranking:
 NaN, reported as ``n/a`` and counted, never an error. The table gives, per type, the mean over
-images with its 95 % bootstrap interval (`bench.stats.bootstrap_mean`: ``n_boot`` resamples of
+images with its 95 % bootstrap interval (`bench.report.stats.bootstrap_mean`: ``n_boot`` resamples of
 the images, default 1000, seeded), and ``overall``: the mean over images of each image's mean over
 the four types (types without a ranking left out of that image's mean).
 
@@ -93,7 +93,7 @@ import torch
 
 from iqa.errors import SrbenchError
 
-from .io import write_csv
+from bench.run.io import write_csv
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -216,7 +216,7 @@ def resolve_nr_metrics(metrics: Iterable[Any], device: Any = None,
 def _device(device: Any) -> torch.device:
     if isinstance(device, torch.device):
         return device
-    from .runner import resolve_device
+    from bench.run.runner import resolve_device
 
     return resolve_device(str(device or "auto"))
 
@@ -255,7 +255,7 @@ def jpeg_roundtrip(x: torch.Tensor, quality: int) -> tuple[torch.Tensor, int]:
     """``x (1, 3, H, W)`` encoded as JPEG at ``quality`` by Pillow and decoded; also the size in bytes."""
     from PIL import Image
 
-    from .io import to_tensor, to_uint8
+    from bench.run.io import to_tensor, to_uint8
 
     buf = io.BytesIO()
     Image.fromarray(to_uint8(x[0])).save(buf, format="JPEG", quality=int(quality))
@@ -300,8 +300,8 @@ class _Image:
 
 def _collect_images(datasets: Sequence[str], data_root: Any, per_dataset: int, crop: int | None,
                     log: Callable[[str], None], notes: list[str]) -> list[_Image]:
-    from .datasets import Dataset, DatasetMissingError
-    from .io import ImageReadError, read_image
+    from bench.run.datasets import Dataset, DatasetMissingError
+    from bench.run.io import ImageReadError, read_image
 
     images: list[_Image] = []
     for name in datasets:
@@ -430,7 +430,7 @@ def _build_methods(names: Sequence[str], device: torch.device, log: Callable[[st
 
 def _graded(metrics: list[NRMetric], images: list[_Image], device: torch.device, seed: int, progress: bool,
             log: Callable[[str], None], notes: list[str]) -> list[dict]:
-    from .degradations import derive_seed
+    from bench.run.degradations import derive_seed
 
     rows = []
     total = len(images) * sum(len(v[2]) for v in DISTORTIONS.values())
@@ -460,7 +460,7 @@ def _graded(metrics: list[NRMetric], images: list[_Image], device: torch.device,
 def _sr_part(metrics: list[NRMetric], images: list[_Image], methods: list[Any], scales: Sequence[int],
              fr: dict[str, tuple[str, torch.nn.Module]], device: torch.device, progress: bool,
              log: Callable[[str], None], notes: list[str]) -> list[dict]:
-    from .degradations import parse_degradation
+    from bench.run.degradations import parse_degradation
 
     rows = []
     unsupported = {m.name: [s for s in scales if not m.supports(s)] for m in methods}
@@ -524,7 +524,7 @@ def evaluate_opinion_free(metrics: Iterable[Any], *, datasets: Sequence[str] = D
     import iqa
     from iqa.correlation import correlations, orient, srcc
 
-    from .stats import bootstrap_mean
+    from bench.report.stats import bootstrap_mean
 
     if not isinstance(images_per_dataset, int) or images_per_dataset < 1:
         raise SrbenchError(f"images per dataset must be a positive int, got {images_per_dataset!r}")
@@ -643,7 +643,7 @@ def _differences(nr: list[NRMetric], reference: str, dsrcc: "pd.DataFrame", srdf
 
     from iqa.correlation import orient
 
-    from .stats import paired_difference
+    from bench.report.stats import paired_difference
 
     per_image = {m: g.groupby(["dataset", "image"])["srcc"].mean().to_dict() for m, g in dsrcc.groupby("metric")}
     hb = {m.label: m.higher_better for m in nr}
@@ -724,7 +724,7 @@ def _opinion_free_markdown(res: OpinionFreeResult, nr: list[NRMetric], images: l
 def _save(fig: Any, out: Path, stem: str) -> list[Path]:
     import matplotlib
 
-    from .store import safe_name
+    from bench.run.store import safe_name
 
     out.mkdir(parents=True, exist_ok=True)
     stem = safe_name(stem)
@@ -807,7 +807,7 @@ def _write_opinion_free(res: OpinionFreeResult, out: Path, nr: list[NRMetric], p
     index = ["# NR metric evaluation without human scores", "",
              "(a) graded distortions: SRCC between each metric and the distortion level per image "
              "(+1 = worse levels ranked as worse); (b) SR outputs: SRCC/KRCC between the NR score and "
-             "full-reference scores against the HR image (+1 = agreement). Details: `bench/iqa_eval.py`.", "",
+             "full-reference scores against the HR image (+1 = agreement). Details: `bench/nr/eval.py`.", "",
              res.markdown, "", "## Distortion levels", "", *levels, "", "## Files", "",
              "- [table.csv](table.csv), [table.md](table.md)",
              "- per image: [distortion_scores.csv](distortion_scores.csv), "
@@ -841,7 +841,7 @@ def evaluate_on_database(metrics: Iterable[Any], database: Any, root: str | Path
                          limit: int | None = None, n_boot: int = N_BOOT, seed: int = 0, progress: bool = True,
                          hub: bool = False, hub_repo: str | None = None, hub_file: str | None = None,
                          log: Callable[[str], None] = _stderr, **loader_options: Any) -> "pd.DataFrame":
-    """Score every image of ``database`` (a name of `bench.iqa_datasets` or a loaded
+    """Score every image of ``database`` (a name of `bench.nr.databases` or a loaded
     `IQADatabase`) with each NR metric and correlate with the opinion scores (module doc, part 1).
 
     Returns one row per metric (``metric``, ``database``, ``n``, ``n_skipped``, the coefficients
@@ -852,8 +852,8 @@ def evaluate_on_database(metrics: Iterable[Any], database: Any, root: str | Path
 
     from iqa.correlation import correlations, orient
 
-    from .iqa_datasets import IQADatabase, load_database
-    from .io import ImageReadError, read_image
+    from bench.nr.databases import IQADatabase, load_database
+    from bench.run.io import ImageReadError, read_image
 
     if resize is not None and (not isinstance(resize, int) or resize < 8):
         raise SrbenchError(f"resize must be an int >= 8 (pixels of the longer side), got {resize!r}")
@@ -946,7 +946,7 @@ def _ints(text: str) -> list[int]:
 def add_eval_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Add ``eval`` to an ``iqa`` sub-command group; the handler is set as ``func`` (and
     ``handler``) default: `cmd_eval`."""
-    from .iqa_datasets import list_databases
+    from bench.nr.databases import list_databases
 
     p = subparsers.add_parser(
         "eval", help="evaluate no-reference metrics (against MOS, or opinion-free)",

@@ -1,6 +1,6 @@
 """Leaderboard figures: quality vs scale, perception-distortion, per-image distributions, throughput.
 
-Every function takes the tidy frames of `bench.store` (``load_scores`` / ``load_timings``; several
+Every function takes the tidy frames of `bench.run.store` (``load_scores`` / ``load_timings``; several
 runs may be concatenated) and an output folder, writes one PNG and one SVG per figure and returns
 a list of `FigureInfo` (paths, a plain-text title and caption, and the plotted numbers as a
 DataFrame). Nothing to plot gives ``[]``, never an exception.
@@ -9,7 +9,7 @@ DataFrame). Nothing to plot gives ``[]``, never an exception.
   backends: pyplot and its global state are never touched, nothing is shown.
 - Output is reproducible: the SVG ids come from a fixed hash salt, the SVG carries no date, text
   stays text (``svg.fonttype = none``, so labels can be searched), random jitter is seeded.
-- File names are built from `bench.store.safe_name` parts; when a part had to be changed (odd
+- File names are built from `bench.run.store.safe_name` parts; when a part had to be changed (odd
   characters such as ``<script>`` or ``/``) a short hash of the original names is appended, so
   two different names never share a file.
 - Labels drawn in figures are literal: ``$`` is escaped (no mathtext), a leading ``_`` does not
@@ -18,9 +18,9 @@ DataFrame). Nothing to plot gives ``[]``, never an exception.
 - Metric directions come from `iqa.metric_info`; an unknown metric is taken as higher-is-better
   and its axis label says so with a ``?``.
 - Confidence intervals: 95 % percentile bootstrap of the mean over images (2000 resamples,
-  seed 0), `bench.stats.bootstrap_ci`.
+  seed 0), `bench.report.stats.bootstrap_ci`.
 - Order: datasets, scales and methods appear in the order of the input frame (the report passes
-  its scores in table order, `bench.report.ordered_scores`), so figures and tables agree; a
+  its scores in table order, `bench.report.leaderboard.ordered_scores`), so figures and tables agree; a
   method keeps its colour across the figures of a dataset.
 - Infinite scores (PSNR of an output identical to its reference) cannot be drawn: they are left
   out of points and means, and the caption counts them per method and scale; nothing is dropped
@@ -44,8 +44,8 @@ import numpy as np
 
 from iqa.errors import SrbenchError
 
-from .stats import bootstrap_ci as _stats_bootstrap_ci  # one bootstrap for tables and figures
-from .store import safe_name
+from bench.report.stats import bootstrap_ci as _stats_bootstrap_ci  # one bootstrap for tables and figures
+from bench.run.store import safe_name
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -86,7 +86,7 @@ def bootstrap_ci(values, n_boot: int = N_BOOT, seed: int = SEED, level: float = 
     """Percentile bootstrap interval ``(lo, hi)`` of the mean of ``values`` (NaN/inf dropped):
     ``n_boot`` resamples with replacement drawn by ``numpy.random.default_rng(seed)``, the
     ``(1 - level)/2`` and ``(1 + level)/2`` quantiles of their means. One value (or all equal)
-    gives ``(v, v)``; none gives ``(nan, nan)``. Delegates to `bench.stats.bootstrap_ci`."""
+    gives ``(v, v)``; none gives ``(nan, nan)``. Delegates to `bench.report.stats.bootstrap_ci`."""
     return _stats_bootstrap_ci(values, n_boot=n_boot, level=level, seed=seed)
 
 

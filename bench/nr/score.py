@@ -3,9 +3,9 @@
     srbench score PATH... --metric NAME [--metric NAME2] [--csv out.csv] [--device auto]
                   [--batch-size 8] [--tile N] [--resize N] [--recursive] [--no-progress]
 
-PATHs are image files or folders (images by extension, see ``bench.io.IMAGE_EXTENSIONS``;
+PATHs are image files or folders (images by extension, see ``bench.run.io.IMAGE_EXTENSIONS``;
 ``--recursive`` descends into sub-folders); sizes may differ. Each image is read with
-``bench.io`` (its documented conversions), scored at its own size unless ``--resize N`` asks for
+``bench.run.io`` (its documented conversions), scored at its own size unless ``--resize N`` asks for
 its shorter side to become ``N`` pixels (MATLAB bicubic, aspect ratio kept), and reported as one
 row per image and metric: ``path, width, height, metric, score, status, message`` (width and
 height of the file; status ``ok``, ``unreadable``, ``too-small`` or ``error``). The rows are printed
@@ -116,7 +116,7 @@ def add_score_parser(subparsers: Any) -> argparse.ArgumentParser:
 def collect_images(paths: Iterable[Path], recursive: bool = False) -> tuple[list[Path], list[tuple[Path, str]]]:
     """Image files named by ``paths`` (files as given, folders by extension, sorted) and the
     ``(path, problem)`` of paths that do not exist. A file is listed once."""
-    from .io import IMAGE_EXTENSIONS
+    from bench.run.io import IMAGE_EXTENSIONS
 
     files: list[Path] = []
     problems: list[tuple[Path, str]] = []
@@ -139,18 +139,18 @@ def collect_images(paths: Iterable[Path], recursive: bool = False) -> tuple[list
 
 
 def probe_size(path: Path) -> tuple[int, int]:
-    """``(width, height)`` of an image file as ``bench.io`` will read it (EXIF rotation applied),
+    """``(width, height)`` of an image file as ``bench.run.io`` will read it (EXIF rotation applied),
     from its header; `ImageReadError` (one line) when it is not an image."""
     from PIL import Image, UnidentifiedImageError
 
-    from .io import ImageReadError
+    from bench.run.io import ImageReadError
 
     try:
         with Image.open(path) as im:
             w, h = im.size
             try:
                 orientation = im.getexif().get(0x0112, 1)
-            except Exception:  # a damaged EXIF block: bench.io will decide
+            except Exception:  # a damaged EXIF block: bench.run.io will decide
                 orientation = 1
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
         msg = str(e).splitlines()[0] if str(e) else type(e).__name__
@@ -224,7 +224,7 @@ class Scorer:
             self.progress.update(n)
 
     def run(self, files: list[Path]) -> list[_Image]:
-        from .io import ImageReadError
+        from bench.run.io import ImageReadError
 
         images = self.images
         groups: dict[tuple[int, int], list[_Image]] = defaultdict(list)
@@ -252,7 +252,7 @@ class Scorer:
 
     def _read(self, img: _Image):
         """The image tensor (3, H, W) after --resize, and its gray flag; None after reporting."""
-        from .io import ImageReadError, read_image_gray
+        from bench.run.io import ImageReadError, read_image_gray
 
         try:
             x, gray = read_image_gray(img.path)
@@ -438,7 +438,7 @@ def _open_csv(path: Path) -> tuple[TextIO, Any]:
 
 def cmd_score(args: argparse.Namespace) -> int:
     """Run ``srbench score``; 0 when every image got every score, 1 when some were skipped."""
-    from .runner import resolve_device
+    from bench.run.runner import resolve_device
 
     names = check_metrics(list(args.metrics))
     files, missing = collect_images(list(args.paths), recursive=args.recursive)
@@ -456,7 +456,7 @@ def cmd_score(args: argparse.Namespace) -> int:
 
     def emit(row: dict[str, Any]) -> None:
         if writer is not None:
-            from .io import csv_safe  # paths like "=cmd.png" must not run as spreadsheet formulas
+            from bench.run.io import csv_safe  # paths like "=cmd.png" must not run as spreadsheet formulas
 
             writer.writerow({k: csv_safe(v) for k, v in
                              {**row, "score": "" if row["score"] is None else repr(row["score"])}.items()})

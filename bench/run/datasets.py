@@ -52,7 +52,7 @@ from typing import Any, Callable, Iterable
 from iqa.assets import cache_root, one_line, sha256_file
 from iqa.errors import SrbenchError, UnknownNameError
 
-from .io import IMAGE_EXTENSIONS, build_dir
+from bench.run.io import IMAGE_EXTENSIONS, build_dir
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -81,7 +81,7 @@ def manifest_dirs() -> list[Path]:
     dirs = []
     if os.environ.get("SRBENCH_MANIFESTS"):
         dirs += [Path(p) for p in os.environ["SRBENCH_MANIFESTS"].split(os.pathsep) if p]
-    dirs.append(Path(__file__).resolve().parent.parent / "datasets")  # source checkout / editable install
+    dirs.append(Path(__file__).resolve().parents[2] / "datasets")  # source checkout / editable install
     dirs.append(Path(sys.prefix) / "share" / "srbench" / "datasets")  # wheel install (data-files)
     return dirs
 

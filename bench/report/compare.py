@@ -3,7 +3,7 @@
 and cells whose status changed (e.g. ``unavailable`` -> ``ok``).
 
 ``srbench report --compare OLD NEW`` writes it as Markdown, CSV (`write_compare_csv`: formula-like
-text neutralised) and HTML. Numbers print by the report's rule (`bench.report.choose_format`, per
+text neutralised) and HTML. Numbers print by the report's rule (`bench.report.leaderboard.choose_format`, per
 metric), so two means that differ print differently; a change is ``same`` only when every image
 scored identically.
 """
@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from .report import _LABEL, NumFormat, _metric_meta, choose_format, default_decimals, load_runs, md_escape
-from .stats import LEVEL, paired_difference, unpaired_difference
+from bench.report.leaderboard import _LABEL, NumFormat, _metric_meta, choose_format, default_decimals, load_runs, md_escape
+from bench.report.stats import LEVEL, paired_difference, unpaired_difference
 
 __all__ = ["compare_markdown", "compare_runs", "metric_formats", "summary", "write_compare_csv"]
 
@@ -88,9 +88,9 @@ def summary(df: pd.DataFrame) -> str:
 
 
 def write_compare_csv(df: pd.DataFrame, path: str | Path) -> None:
-    """Write the comparison as CSV through `bench.io.write_csv` (text a spreadsheet would run as a
+    """Write the comparison as CSV through `bench.run.io.write_csv` (text a spreadsheet would run as a
     formula, such as a method called ``=HYPERLINK(...)``, gets a leading quote)."""
-    from .io import write_csv
+    from bench.run.io import write_csv
 
     write_csv(df, path)
 

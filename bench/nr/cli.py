@@ -1,4 +1,4 @@
-"""``srbench iqa train sfd`` (and the ``iqa eval`` sub-command of bench.iqa_eval)."""
+"""``srbench iqa train sfd`` (and the ``iqa eval`` sub-command of bench.nr.eval)."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ def add_iqa_parser(sub) -> None:
     t.add_argument("--device", help="auto (default), cpu, cuda, cuda:N")
     t.add_argument("--no-progress", action="store_true")
     try:
-        from .iqa_eval import add_eval_parser
+        from bench.nr.eval import add_eval_parser
     except ImportError:  # pragma: no cover
         return
     add_eval_parser(isub)
@@ -31,10 +31,10 @@ def add_iqa_parser(sub) -> None:
 
 def cmd_iqa(args: argparse.Namespace) -> int:
     if args.iqa_action == "eval":
-        from .iqa_eval import cmd_eval
+        from bench.nr.eval import cmd_eval
 
         return cmd_eval(args)
-    from .sfd_train import load_config, train_sfd
+    from bench.train.sfd_iqa import load_config, train_sfd
 
     cfg = load_config(args.config, args.backbone, steps=args.steps, seed=args.seed, device=args.device)
     path = train_sfd(cfg, args.out, data_root=args.data_root, progress=False if args.no_progress else None)

@@ -2,7 +2,7 @@
 
 Per image: HR -> degradation (LR, cached in the run folder) -> method (SR) -> uint8 rounding (as
 the protocol says) -> metrics -> tidy rows. Anything that goes wrong with one image becomes an
-error row naming the file and the problem, with its cause (see `bench.store`); the run goes on. A
+error row naming the file and the problem, with its cause (see `bench.run.store`); the run goes on. A
 cell that cannot run at all (the method does not support the scale, its weights are missing, the
 dataset is absent) is recorded with status ``unsupported``/``unavailable``/``missing`` and said
 loudly, never skipped in silence. A full disk stops the run with one line; nothing finished is lost.
@@ -37,11 +37,11 @@ import iqa
 from iqa.errors import SrbenchError
 from iqa.protocols import get_protocol
 
-from .datasets import Dataset, DatasetContentError, DatasetMissingError, ImageItem
-from .degradations import Degradation, degradation_keys, derive_seed, parse_degradation
-from .io import DiskFullError, ImageReadError, max_pixels, pixel_limit, read_image, read_image_gray, write_png
-from .spec import MethodSpec, RunSpec
-from .store import (Cell, CorruptFileError, RunLock, atomic_write_json, atomic_write_parquet, env_error_cause,
+from bench.run.datasets import Dataset, DatasetContentError, DatasetMissingError, ImageItem
+from bench.run.degradations import Degradation, degradation_keys, derive_seed, parse_degradation
+from bench.run.io import DiskFullError, ImageReadError, max_pixels, pixel_limit, read_image, read_image_gray, write_png
+from bench.run.spec import MethodSpec, RunSpec
+from bench.run.store import (Cell, CorruptFileError, RunLock, atomic_write_json, atomic_write_parquet, env_error_cause,
                     load_manifest, load_scores, safe_name)
 
 RETRY_MODES = ("auto", "errors", "none")
@@ -90,7 +90,7 @@ def sha256_values(provenance: Any) -> list[str]:
 
 
 def git_sha() -> str | None:
-    src = Path(__file__).resolve().parent.parent
+    src = Path(__file__).resolve().parents[2]
     if not (src / ".git").exists():
         return None
     try:

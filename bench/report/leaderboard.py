@@ -7,7 +7,7 @@ Cells that did not produce numbers are shown by what happened to them (``unsuppo
 number. A cell where some images failed shows the mean over the images that worked, marked ``*``
 and counted in the notes. An infinite score (PSNR of an output identical to its reference) is
 never dropped: the cell's mean is ``inf``, the cell says on how many of its images, and a note
-names them (`bench.stats` explains the arithmetic).
+names them (`bench.report.stats` explains the arithmetic).
 
 Order: methods, datasets and metrics follow the run spec (the first run's order first); columns
 are the datasets in that order, each over its scales in increasing order. Figures and notes use
@@ -40,7 +40,7 @@ Circularity: a method guided by a backbone (e.g. a CLIP model) scored by a metri
 backbone is marked ``†`` (HTML: ⚠); the legend for it appears only when some cell is circular.
 
 Text that reaches Markdown cells, notes and headings is HTML-escaped (and ``|`` escaped), so a
-method called ``<script>`` stays text; every CSV goes through `bench.io.write_csv` (formula-like
+method called ``<script>`` stays text; every CSV goes through `bench.run.io.write_csv` (formula-like
 text neutralised).
 """
 
@@ -58,8 +58,8 @@ import pandas as pd
 import iqa
 from iqa.errors import SrbenchError
 
-from .stats import LEVEL, N_BOOT, Interval, bootstrap_mean, paired_difference
-from .store import load_manifest, load_scores, load_timings
+from bench.report.stats import LEVEL, N_BOOT, Interval, bootstrap_mean, paired_difference
+from bench.run.store import load_manifest, load_scores, load_timings
 
 __all__ = ["CellStat", "Leaderboard", "NumFormat", "Report", "build", "build_leaderboards", "choose_format",
            "default_decimals", "load_runs", "markdown", "md_escape", "ordered_scores", "render", "to_csv_long",
@@ -758,9 +758,9 @@ def render(runs: list[Path], out_dir: Path | None = None, reference: str | None 
 def write_tables(rep: Report, out: Path, md: str | None = None) -> list[Path]:
     """leaderboard.md, leaderboard.tex, leaderboard.csv (long form), scores.csv (every row) and
     leaderboard_<metric>.csv (as printed) in ``out``. Every CSV goes through
-    `bench.io.write_csv`: text a spreadsheet would run as a formula is neutralised."""
-    from .io import write_csv
-    from .store import safe_name
+    `bench.run.io.write_csv`: text a spreadsheet would run as a formula is neutralised."""
+    from bench.run.io import write_csv
+    from bench.run.store import safe_name
 
     out.mkdir(parents=True, exist_ok=True)
     written = [out / "leaderboard.md", out / "leaderboard.tex", out / "leaderboard.csv", out / "scores.csv"]
@@ -781,7 +781,7 @@ def write_tables(rep: Report, out: Path, md: str | None = None) -> list[Path]:
 # -- HTML ------------------------------------------------------------------------------------------
 
 def _html_cell(lb: Leaderboard, m: str, col) -> Any:
-    from .html import Cell
+    from bench.report.html import Cell
 
     c = lb.cell(m, col)
     if not c.has_value:
@@ -802,7 +802,7 @@ def _html_cell(lb: Leaderboard, m: str, col) -> Any:
 
 
 def _html_ref_cell(lb: Leaderboard, m: str, col) -> Any:
-    from .html import Cell
+    from bench.report.html import Cell
 
     c = lb.cell(m, col)
     main, sub = _ref_parts(lb, m, col)
@@ -827,7 +827,7 @@ def _caption(lb: Leaderboard) -> str:
 def leaderboard_html(lb: Leaderboard) -> str:
     """The metric's table (datasets as column groups over their scales), then, folded, the paired
     differences against the reference and the LaTeX of the table."""
-    from .html import details_html, pre_html, table_html
+    from bench.report.html import details_html, pre_html, table_html
 
     header = ["method", *(c[1] for c in lb.columns)]
     groups = [(d, len(cs)) for d, cs in lb.groups()]
@@ -893,7 +893,7 @@ def write_report(runs: list[Path], out: Path, *, reference: str | None = DEFAULT
     under each table), then one section per dataset, in table order, with its figures in grids
     (quality against scale, perception-distortion, per-image distributions, visual comparisons),
     then throughput, notes and provenance; the table of contents links every (sub)section."""
-    from .html import figure_grid_html, figure_html, section_html, subsection_html, text_html, write_page
+    from bench.report.html import figure_grid_html, figure_html, section_html, subsection_html, text_html, write_page
 
     rep = build(runs, reference)
     out = Path(out)

@@ -1,0 +1,1 @@
+"""No-reference quality: `srbench score`, `srbench iqa eval` and the IQA databases."""

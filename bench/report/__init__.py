@@ -1,0 +1,1 @@
+"""Reports: leaderboard tables, plots, comparison grids, the HTML page, run comparisons."""

@@ -1,0 +1,1 @@
+"""The run harness: specs, datasets, degradations, the runner and its run folder."""

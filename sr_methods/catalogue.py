@@ -115,3 +115,11 @@ METHODS.register("esrgan-thick", "sr_methods.family:build_family", kind="family"
                  assets=tuple(f"esrgan-thick-x{s}" for s in _RRDN_SHA),
                  description="idealo RRDN 'ESRGAN-thick' at x2/x3/x4/x8 (one network per scale); "
                              "`srbench assets fetch " + " ".join(f"esrgan-thick-x{s}" for s in _RRDN_SHA) + "`")
+
+# networks trained by `srbench train` whose checkpoints ship in sr_methods/data (see sr_methods.trained)
+METHODS.register("rrdn-x16", "sr_methods.trained:build_shipped", kind="trained",
+                 architecture="RRDN x8 (esrgan-thick-x8, frozen) + learned x2 stage", scales=(16,), backbone=None,
+                 file="rrdn_x16.safetensors", sha256="9f87eb5efa648f26f5cca7e06edfaeb3603ea85221dad84477ce8d238964b9cf",
+                 licence="MIT", url=None, assets=("esrgan-thick-x8",),
+                 description="x16: idealo's x8 RRDN plus a 94 K-parameter x2 stage trained by `srbench train rrdn-x16` "
+                             "(L1, T91 + BSDS500); needs `srbench assets fetch esrgan-thick-x8`")

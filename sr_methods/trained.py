@@ -194,3 +194,21 @@ def build(name: str, **options: Any) -> TrainedMethod:
     method, path = split_name(name)  # type: ignore[misc]
     info(name)
     return TrainedMethod(path, name=method, **options)
+
+
+def build_shipped(*, entry: Any, weights: str | os.PathLike[str] | None = None, tile: int | None = None,
+                  tile_overlap: int | None = None, tile_blend: str = "crop") -> TrainedMethod:
+    """A catalogue method whose checkpoint ships in ``sr_methods/data`` (verified against the
+    catalogue's sha256), or ``weights=PATH`` instead (recorded, not verified)."""
+    from iqa.assets import file_sha256
+
+    path = Path(weights) if weights else Path(__file__).resolve().parent / "data" / entry.meta["file"]
+    if not weights:
+        actual = file_sha256(path) if path.is_file() else None
+        if actual != entry.meta["sha256"]:
+            raise SrbenchError(f"{path}: the checkpoint shipped with srbench has sha256 {actual}, expected "
+                               f"{entry.meta['sha256']}; reinstall srbench (or pass weights=PATH)")
+    method = TrainedMethod(path, name=entry.name, tile=tile, tile_overlap=tile_overlap, tile_blend=tile_blend)
+    if method.record.get("method") != entry.name:
+        raise SrbenchError(f"{path} is a {method.record.get('method')!r} checkpoint, not {entry.name!r}")
+    return method

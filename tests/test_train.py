@@ -178,3 +178,33 @@ def test_cli_train_config_errors_are_one_line(tmp_path, capsys):
     assert "unknown keys ['patchh']" in capsys.readouterr().err
     assert main(["train", "rrdn-x17", "--out", str(tmp_path / "o")]) == 2
     assert "did you mean 'rrdn-x16'" in capsys.readouterr().err
+
+
+def test_shipped_checkpoints_are_what_the_catalogue_says():
+    """Each checkpoint in sr_methods/data: the catalogue's sha256, its own method name and scale, a
+    validation record, trained on train/ images only; all of them within the 60 MB budget."""
+    import sr_methods
+    from iqa.assets import sha256_file
+    from sr_methods.trained import read_checkpoint
+
+    folder = Path(sr_methods.__file__).parent / "data"
+    files = sorted(folder.glob("*.safetensors"))
+    assert files and sum(p.stat().st_size for p in files) < 60e6
+    shipped = {sr_methods.method_info(n).get("file"): n for n in sr_methods.list_methods()
+               if sr_methods.method_info(n).get("kind") == "trained"}
+    for p in files:
+        name = shipped[p.name]
+        info = sr_methods.method_info(name)
+        _, rec, sha = read_checkpoint(p)
+        assert sha == sha256_file(p) == info["sha256"]
+        assert rec["method"] == name and tuple(info["scales"]) == (rec["scale"],)
+        assert rec["validation"]["set"] == "kodak24" and rec["validation"]["val_psnr"] > 0
+        assert rec["images"] and all(path.startswith("train/") and "kodak24" not in path for path, _ in rec["images"])
+
+
+def test_shipped_rrdn_x16_needs_its_base_asset_and_says_so():
+    import sr_methods
+    from iqa.errors import MissingAssetError
+
+    with pytest.raises(MissingAssetError, match="esrgan-thick-x8"):
+        sr_methods.create_method("rrdn-x16")

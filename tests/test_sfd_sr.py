@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 from dataclasses import replace
 from pathlib import Path
 
@@ -420,3 +421,22 @@ def test_the_report_flags_sfd_iqa_on_the_same_backbone_as_circular(tmp_path, dat
                                                                           "label": "sfd"}]}}
     assert _method_backbones([manifest]) == {"sfd": "vgg16"}
 
+
+
+@pytest.mark.gpu
+def test_sfd_sr_trains_on_cuda_under_bfloat16(tmp_path, data_root, vgg_file):
+    """The loop's CUDA path: bf16 autocast for the generator, both discriminators and the
+    perceptual loss, losses in float32, EMA on the device; the checkpoint runs on CUDA and on the
+    CPU alike (float32 weights from fp16 files)."""
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device")
+    import sr_methods
+
+    cfg, opts = setup(tmp_path, vgg_file)
+    path = run(tmp_path, "cuda", data_root, replace(cfg, device="cuda", amp=True), opts)
+    log = [json.loads(line) for line in (tmp_path / "cuda" / "train_log.jsonl").read_text().splitlines()]
+    assert all(math.isfinite(v) for r in log for k, v in r.items() if k != "step")
+    x = torch.rand(1, 3, 12, 10)
+    cpu = sr_methods.create_method(f"sfd-sr-vgg16:{path}").upscale(x, 4)
+    gpu = sr_methods.create_method(f"sfd-sr-vgg16:{path}", device="cuda").upscale(x.cuda(), 4)
+    assert gpu.device.type == "cuda" and torch.allclose(gpu.cpu(), cpu, atol=1e-3)

@@ -208,3 +208,32 @@ def test_shipped_rrdn_x16_needs_its_base_asset_and_says_so():
 
     with pytest.raises(MissingAssetError, match="esrgan-thick-x8"):
         sr_methods.create_method("rrdn-x16")
+
+
+@pytest.mark.gpu
+def test_training_on_cuda_with_bfloat16_resumes_and_runs(tmp_path, data_root, monkeypatch):
+    """On CUDA (bf16 autocast): a run killed after its checkpoint resumes to the weights of an
+    uninterrupted run (cuDNN may pick other kernels: within 1e-3), and the checkpoint runs on CUDA."""
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device")
+    import sr_methods
+    from bench.train.rrdn_x16 import RRDNx16
+
+    cfg, opts = cfg_and_opts(tmp_path)
+    cfg = replace(cfg, device="cuda", amp=True)
+    whole = stage_weights(train(tmp_path, "whole", data_root, cfg, opts))
+    real = RRDNx16.step
+
+    def dies_at_3(self, lr, hr, k, g, autocast):
+        if k == 3:
+            raise KeyboardInterrupt
+        return real(self, lr, hr, k, g, autocast)
+
+    with monkeypatch.context() as m:
+        m.setattr(RRDNx16, "step", dies_at_3)
+        with pytest.raises(KeyboardInterrupt):
+            train(tmp_path, "killed", data_root, cfg, opts)
+    resumed = stage_weights(train(tmp_path, "killed", data_root, cfg, opts))
+    assert all(torch.allclose(whole[k].float(), resumed[k].float(), atol=1e-3) for k in whole)
+    m = sr_methods.create_method(f"rrdn-x16:{tmp_path / 'whole' / 'model.safetensors'}", device="cuda")
+    assert m.upscale(torch.rand(1, 3, 4, 5, device="cuda"), 16).shape == (1, 3, 64, 80)

@@ -52,8 +52,11 @@ so the exported network would be mostly the PSNR-oriented initialisation; with `
 paper's RRDBNet (nb 23) from scratch, HR 256, batch 8: 50k L1 steps (lr 2e-4, halved at 1/3 and
 2/3), then 100k GAN steps with SeD's settings (a third of SeD's 300k, milestones at the same
 fractions) against fresh discriminators (the paper trains them along with the generator), EMA
-0.999, validation every 10k steps on all 24 Kodak24 images. Not measured on a GPU yet: at an
-estimated 0.1-0.15 s per GAN step on an H200 (bf16) the run is about 4-6 hours. With a
+0.999, validation every 10k steps on all 24 Kodak24 images. Measured on one H200 (torch 2.11,
+bf16, T91 as data, random VGG16 weights: step times do not depend on them): 0.23 s per L1 step and
+0.25 s per GAN step (150 steps: 50 L1 then 100 GAN, 38 s), so the whole preset takes about
+10.5 hours; the two phases cost nearly the same, so the CPU-side patch sampling (MATLAB bicubic
+per patch, no prefetch) bounds the step, not the GPU. With a
 PSNR-oriented init (``--init`` or ``init_path``) set ``psnr_steps = 0`` in a config file.
 
 Learning rates are a pure function of the step (no scheduler state), so a resumed run is exact.

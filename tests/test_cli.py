@@ -94,3 +94,13 @@ def test_assets_commands(tmp_path, capsys, monkeypatch):
     assert main(["assets", "fetch", "craft-x4", "--source", f"local:{craft}"]) == 1
     assert "sha256 mismatch" in capsys.readouterr().out
     assert main(["assets", "verify"]) == 0
+
+
+def test_example_specs_name_only_known_things():
+    from bench.run.runner import validate_names
+    from bench.run.spec import RunSpec
+
+    examples = sorted((Path(__file__).resolve().parents[1] / "examples").glob("*.toml"))
+    assert examples
+    for path in examples:
+        validate_names(RunSpec.from_toml(path))  # unknown names raise with a suggestion

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from bench import grids
+from bench.report import grids
 from bench.run.runner import Runner
 from bench.run.spec import MethodSpec, RunSpec
 from bench.run.store import load_scores

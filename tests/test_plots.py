@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from bench import plots
+from bench.report import plots
 
 SCRIPT = "<script>alert(1)</script>"
 METHODS = ("bicubic", "nearest", "realesrgan-x4plus")

@@ -69,6 +69,7 @@ def env_error_cause(e: BaseException) -> bool:
     text = str(e).lower()
     return "out of memory" in text or "no space left" in text or "input/output error" in text
 
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)

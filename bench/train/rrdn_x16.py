@@ -13,7 +13,7 @@ base's output (its last conv is zero), so the first validation is the cascade
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 import torch

@@ -120,7 +120,8 @@ class RunSpec:
     degradations: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
-        from bench.run.degradations import is_family, parse_degradation
+        from bench.run.degradations import FAMILIES, is_family, parse_degradation
+        from iqa.errors import UnknownNameError
 
         for name in ("datasets", "methods", "metrics"):
             if not getattr(self, name):
@@ -130,10 +131,6 @@ class RunSpec:
             if not isinstance(d, str):
                 raise SrbenchError(f"degradations must be names like \"realesrgan\" or keys like \"dn-x4\", got {d!r}")
             if not is_family(d) and not any(c.isdigit() for c in d):
-                from iqa.errors import UnknownNameError
-
-                from bench.run.degradations import FAMILIES
-
                 raise UnknownNameError("degradation family", d, list(FAMILIES))
             if not is_family(d):
                 parse_degradation(d)  # an unknown key is a one-line error with a suggestion

@@ -196,28 +196,38 @@ def read_image_gray(path: str | Path) -> tuple[torch.Tensor, bool]:
     return to_tensor(arr), gray
 
 
-def write_png(x: torch.Tensor | np.ndarray, path: str | Path) -> None:
-    """Write an RGB image as PNG atomically (temporary file in the same folder, then rename)."""
-    from PIL import Image
-
-    arr = x if isinstance(x, np.ndarray) else to_uint8(x)
+@contextmanager
+def atomic_path(path: str | Path, suffix: str = "") -> Iterator[Path]:
+    """Yield a temporary file beside ``path``; when the block ends normally it is renamed to
+    ``path``, otherwise removed, so a reader never sees a half-written file. A full disk, while
+    creating or writing it, is a `DiskFullError` naming ``path``."""
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".png", dir=path.parent)
+        fd, name = tempfile.mkstemp(prefix=".tmp-", suffix=suffix, dir=path.parent)
     except OSError as e:
         if is_disk_full(e):
             raise disk_full_error(path) from None
         raise
+    os.close(fd)
+    tmp = Path(name)
     try:
-        with os.fdopen(fd, "wb") as f:
-            Image.fromarray(arr).save(f, format="PNG")
+        yield tmp
         os.replace(tmp, path)
     except BaseException as e:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         if is_disk_full(e):
             raise disk_full_error(path) from None
         raise
+
+
+def write_png(x: torch.Tensor | np.ndarray, path: str | Path) -> None:
+    """Write an RGB image as PNG atomically (`atomic_path`)."""
+    from PIL import Image
+
+    arr = x if isinstance(x, np.ndarray) else to_uint8(x)
+    with atomic_path(path, ".png") as tmp:
+        Image.fromarray(arr).save(tmp, format="PNG")
 
 
 @contextmanager

@@ -37,7 +37,6 @@ import hashlib
 import json
 import os
 import re
-import tempfile
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
@@ -45,7 +44,7 @@ import pandas as pd
 
 from iqa.errors import SrbenchError
 
-from bench.run.io import DiskFullError, disk_full_error, is_disk_full  # noqa: F401 (re-exported)
+from bench.run.io import DiskFullError, atomic_path, disk_full_error, is_disk_full  # noqa: F401 (re-exported)
 
 SCORE_COLUMNS = ["dataset", "degradation", "scale", "method", "image", "metric", "value", "protocol", "status",
                  "message", "cause"]
@@ -71,17 +70,8 @@ def env_error_cause(e: BaseException) -> bool:
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException as e:
-        Path(tmp).unlink(missing_ok=True)
-        if is_disk_full(e):
-            raise disk_full_error(path) from None
-        raise
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
 
 
 def atomic_write_json(path: Path, obj: Any) -> None:
@@ -89,22 +79,8 @@ def atomic_write_json(path: Path, obj: Any) -> None:
 
 
 def atomic_write_parquet(path: Path, df: pd.DataFrame) -> None:
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".parquet", dir=path.parent)
-    except OSError as e:
-        if is_disk_full(e):
-            raise disk_full_error(path) from None
-        raise
-    os.close(fd)
-    try:
+    with atomic_path(path, ".parquet") as tmp:
         df.to_parquet(tmp, index=False)
-        os.replace(tmp, path)
-    except BaseException as e:
-        Path(tmp).unlink(missing_ok=True)
-        if is_disk_full(e):
-            raise disk_full_error(path) from None
-        raise
 
 
 def read_parquet(path: Path) -> pd.DataFrame:

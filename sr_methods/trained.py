@@ -67,11 +67,10 @@ def save_checkpoint(tensors: dict[str, torch.Tensor], record: dict[str, Any], pa
     return write_safetensors({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, meta, path)
 
 
-def read_checkpoint(path: str | os.PathLike[str]) -> tuple[dict[str, torch.Tensor], dict[str, Any], str]:
-    """``(tensors, record, sha256 of the file)``; anything else is a one-line error naming the file."""
+def read_record(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The record of a checkpoint, from its metadata alone (no tensor is read); anything else is a
+    one-line error naming the file."""
     from safetensors import safe_open
-
-    from iqa.assets import load_state_dict
 
     path = Path(path)
     if not path.is_file():
@@ -84,8 +83,15 @@ def read_checkpoint(path: str | os.PathLike[str]) -> tuple[dict[str, torch.Tenso
     if meta.get("format") != FORMAT:
         raise SrbenchError(f"{path}: not an srbench SR checkpoint (metadata format {meta.get('format')!r}, "
                            f"expected {FORMAT!r}); spandrel checkpoints run as spandrel:PATH")
+    return {k: json.loads(meta[k]) for k in _KEYS if k in meta}
+
+
+def read_checkpoint(path: str | os.PathLike[str]) -> tuple[dict[str, torch.Tensor], dict[str, Any], str]:
+    """``(tensors, record, sha256 of the file)``."""
+    from iqa.assets import load_state_dict
+
+    record = read_record(path)
     tensors, sha = load_state_dict(path)
-    record = {k: json.loads(meta[k]) for k in _KEYS if k in meta}
     return tensors, record, sha
 
 
@@ -161,25 +167,10 @@ def split_name(name: str) -> tuple[str, str] | None:
     return method, path
 
 
-def _record_only(path: Path) -> dict[str, Any]:
-    from safetensors import safe_open
-
-    if not path.is_file():
-        raise SrbenchError(f"{path}: checkpoint not found")
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            meta = f.metadata() or {}
-    except Exception as e:  # noqa: BLE001
-        raise SrbenchError(f"{path}: not a safetensors checkpoint ({' '.join(str(e).split())[:160]})") from None
-    if meta.get("format") != FORMAT:
-        raise SrbenchError(f"{path}: not an srbench SR checkpoint (metadata format {meta.get('format')!r})")
-    return {k: json.loads(meta[k]) for k in _KEYS if k in meta}
-
-
 def info(name: str) -> dict[str, Any]:
     """`sr_methods.method_info` for ``METHOD:PATH`` (reads the record, not the tensors)."""
     method, path = split_name(name)  # type: ignore[misc]
-    rec = _record_only(Path(path))
+    rec = read_record(path)
     if rec.get("method") != method:
         raise SrbenchError(f"{path} is a {rec.get('method')!r} checkpoint, not {method!r}: run it as "
                            f"{rec.get('method')}:{path}")

@@ -112,3 +112,46 @@ def tiny_clip(folder: Path, seed: int = 0) -> tuple[Path, Path]:
     weights = folder / "srbench-tiny-clip.safetensors"
     save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(weights))
     return config, weights
+
+
+def tiny_rrdn(path: Path, scale: int = 4, seed: int = 0) -> Path:
+    """A tiny random RRDN in the converted format (safetensors + config metadata)."""
+    import json
+
+    import torch
+
+    from iqa.assets import write_safetensors
+    from sr_methods.rrdn import RRDN, RRDNConfig
+
+    torch.manual_seed(seed)
+    cfg = RRDNConfig(C=1, D=1, G=4, G0=4, T=1, scale=scale)
+    write_safetensors(RRDN(cfg).state_dict(), {"config": json.dumps(cfg.to_dict())}, path)
+    return path
+
+
+def tiny_train_root(root: Path, t91_size: int, kodak_size: int) -> Path:
+    """A data root with 3 training photos in train/t91 and 2 validation photos in train/kodak24
+    (``size x size+16`` crops of a real photograph)."""
+    for folder, n, size in (("train/t91", 3, t91_size), ("train/kodak24", 2, kodak_size)):
+        (root / folder).mkdir(parents=True)
+        for i in range(n):
+            Image.fromarray(photo(size, size + 16, seed=10 * i + len(folder))).save(root / folder / f"im{i}.png")
+    return root
+
+
+def run_killed_at(monkeypatch, recipe: type, step: int, run) -> None:
+    """``run()`` a training whose recipe dies (KeyboardInterrupt) when it reaches ``step``, as a
+    kill would: what was saved before stays, nothing after."""
+    import pytest
+
+    real = recipe.step
+
+    def dies(self, lr, hr, k, g, autocast):
+        if k == step:
+            raise KeyboardInterrupt
+        return real(self, lr, hr, k, g, autocast)
+
+    with monkeypatch.context() as m:
+        m.setattr(recipe, "step", dies)
+        with pytest.raises(KeyboardInterrupt):
+            run()

@@ -14,10 +14,9 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
-from PIL import Image
 
 from iqa.errors import SrbenchError
-from tests.helpers import photo, tiny_clip
+from tests.helpers import run_killed_at, tiny_rrdn, tiny_train_root, tiny_clip
 
 # -- the generator ----------------------------------------------------------------------------------------
 
@@ -187,24 +186,9 @@ def test_adversarial_losses_are_the_sfd_cross_entropies(clip_files):
 
 # -- training ---------------------------------------------------------------------------------------------
 
-def tiny_rrdn(path: Path, scale: int = 4, seed: int = 0) -> Path:
-    from iqa.assets import write_safetensors
-    from sr_methods.rrdn import RRDN, RRDNConfig
-
-    torch.manual_seed(seed)
-    cfg = RRDNConfig(C=1, D=1, G=4, G0=4, T=1, scale=scale)
-    write_safetensors(RRDN(cfg).state_dict(), {"config": json.dumps(cfg.to_dict())}, path)
-    return path
-
-
 @pytest.fixture
 def data_root(tmp_path) -> Path:
-    root = tmp_path / "data"
-    for folder, n, size in (("train/t91", 3, 64), ("train/kodak24", 2, 48)):
-        (root / folder).mkdir(parents=True)
-        for i in range(n):
-            Image.fromarray(photo(size, size + 16, seed=10 * i + len(folder))).save(root / folder / f"im{i}.png")
-    return root
+    return tiny_train_root(tmp_path / "data", 64, 48)
 
 
 def setup(tmp_path, vgg_file, scale=4, **kw):
@@ -269,17 +253,7 @@ def test_a_killed_training_resumes_to_the_same_weights(tmp_path, data_root, vgg_
 
     cfg, opts = setup(tmp_path, vgg_file)
     whole = run(tmp_path, "whole", data_root, cfg, opts)
-    real = SFDSRVGG16.step
-
-    def dies_at_3(self, lr, hr, k, g, autocast):
-        if k == 3:
-            raise KeyboardInterrupt
-        return real(self, lr, hr, k, g, autocast)
-
-    with monkeypatch.context() as m:
-        m.setattr(SFDSRVGG16, "step", dies_at_3)
-        with pytest.raises(KeyboardInterrupt):
-            run(tmp_path, "killed", data_root, cfg, opts)
+    run_killed_at(monkeypatch, SFDSRVGG16, 3, lambda: run(tmp_path, "killed", data_root, cfg, opts))
     assert torch.load(tmp_path / "killed" / "state.pt", weights_only=True)["step"] == 2
     resumed = run(tmp_path, "killed", data_root, cfg, opts)
     ww, wr = weights(whole), weights(resumed)

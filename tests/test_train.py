@@ -10,31 +10,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 from iqa.errors import SrbenchError
-from tests.helpers import photo
-
-
-def tiny_rrdn(path: Path, scale: int = 8, seed: int = 0) -> Path:
-    """A tiny random RRDN in the converted format (safetensors + config metadata)."""
-    from iqa.assets import write_safetensors
-    from sr_methods.rrdn import RRDN, RRDNConfig
-
-    torch.manual_seed(seed)
-    cfg = RRDNConfig(C=1, D=1, G=4, G0=4, T=1, scale=scale)
-    write_safetensors(RRDN(cfg).state_dict(), {"config": json.dumps(cfg.to_dict())}, path)
-    return path
+from tests.helpers import run_killed_at, tiny_rrdn, tiny_train_root
 
 
 @pytest.fixture
 def data_root(tmp_path) -> Path:
-    root = tmp_path / "data"
-    for folder, n, size in (("train/t91", 3, 96), ("train/kodak24", 2, 64)):
-        (root / folder).mkdir(parents=True)
-        for i in range(n):
-            Image.fromarray(photo(size, size + 16, seed=10 * i + len(folder))).save(root / folder / f"im{i}.png")
-    return root
+    return tiny_train_root(tmp_path / "data", 96, 64)
 
 
 def cfg_and_opts(tmp_path, **kw):
@@ -43,7 +26,7 @@ def cfg_and_opts(tmp_path, **kw):
 
     cfg = TrainConfig(scale=16, patch=32, batch=2, steps=4, log_every=1, ckpt_every=2, val_images=2, val_crop=64,
                       val_metrics=("psnr",), ema=0.9, device="cpu", **kw)
-    return cfg, Options(base_asset="", base_path=str(tiny_rrdn(tmp_path / "base_x8.safetensors")), channels=4,
+    return cfg, Options(base_asset="", base_path=str(tiny_rrdn(tmp_path / "base_x8.safetensors", scale=8)), channels=4,
                         blocks=1, lr=1e-2)
 
 
@@ -110,17 +93,7 @@ def test_a_killed_training_resumes_to_the_same_weights(tmp_path, data_root, monk
 
     cfg, opts = cfg_and_opts(tmp_path)
     whole = stage_weights(train(tmp_path, "whole", data_root, cfg, opts))
-    real = RRDNx16.step
-
-    def dies_at_3(self, lr, hr, k, g, autocast):
-        if k == 3:
-            raise KeyboardInterrupt
-        return real(self, lr, hr, k, g, autocast)
-
-    with monkeypatch.context() as m:
-        m.setattr(RRDNx16, "step", dies_at_3)
-        with pytest.raises(KeyboardInterrupt):
-            train(tmp_path, "killed", data_root, cfg, opts)
+    run_killed_at(monkeypatch, RRDNx16, 3, lambda: train(tmp_path, "killed", data_root, cfg, opts))
     assert torch.load(tmp_path / "killed" / "state.pt", weights_only=True)["step"] == 2
     resumed = stage_weights(train(tmp_path, "killed", data_root, cfg, opts))
     assert all(torch.equal(whole[k], resumed[k]) for k in whole)
@@ -222,17 +195,7 @@ def test_training_on_cuda_with_bfloat16_resumes_and_runs(tmp_path, data_root, mo
     cfg, opts = cfg_and_opts(tmp_path)
     cfg = replace(cfg, device="cuda", amp=True)
     whole = stage_weights(train(tmp_path, "whole", data_root, cfg, opts))
-    real = RRDNx16.step
-
-    def dies_at_3(self, lr, hr, k, g, autocast):
-        if k == 3:
-            raise KeyboardInterrupt
-        return real(self, lr, hr, k, g, autocast)
-
-    with monkeypatch.context() as m:
-        m.setattr(RRDNx16, "step", dies_at_3)
-        with pytest.raises(KeyboardInterrupt):
-            train(tmp_path, "killed", data_root, cfg, opts)
+    run_killed_at(monkeypatch, RRDNx16, 3, lambda: train(tmp_path, "killed", data_root, cfg, opts))
     resumed = stage_weights(train(tmp_path, "killed", data_root, cfg, opts))
     assert all(torch.allclose(whole[k].float(), resumed[k].float(), atol=1e-3) for k in whole)
     m = sr_methods.create_method(f"rrdn-x16:{tmp_path / 'whole' / 'model.safetensors'}", device="cuda")

@@ -503,20 +503,7 @@ def distributions(scores: "pd.DataFrame", metric: str, out_dir: str | Path) -> l
         with _style():
             fig = _figure(max(4.5, 0.9 * len(series) + 2.5), 4.4)
             ax = fig.add_subplot()
-            pos = np.arange(1, len(series) + 1)
-            bp = ax.boxplot(arrays, positions=pos, widths=0.55, showfliers=False, patch_artist=True,
-                            medianprops={"color": "black"})
-            for patch, s in zip(bp["boxes"], series):
-                patch.set_facecolor(colors[s])
-                patch.set_alpha(0.35)
-            for p_, a, s in zip(pos, arrays, series):
-                jitter = rng.uniform(-0.16, 0.16, size=a.size)
-                ax.scatter(p_ + jitter, a, s=9, color=colors[s], edgecolors="none", alpha=0.85, zorder=3)
-                ax.scatter([p_], [a.mean()], marker="^", s=36, color="white", edgecolors="black", zorder=4)
-            ax.set_xticks(pos)
-            ax.set_xticklabels([_txt(s) for s in series], rotation=30 if len(series) > 3 else 0,
-                               ha="right" if len(series) > 3 else "center")
-            ax.set_xlim(0.4, len(series) + 0.6)
+            _box_panel(ax, arrays, series, colors, rng, rotate=len(series) > 3, point=9, mean=36)
             ax.set_ylabel(_txt(metric_label(metric)))
             title = f"{ds} {deg}: per-image {metric.upper()}"
             ax.set_title(_txt(title))
@@ -530,6 +517,25 @@ def distributions(scores: "pd.DataFrame", metric: str, out_dir: str | Path) -> l
         infos.append(save_figure(fig, out_dir, safe_stem("dist", metric, ds, str(deg)), title=title, caption=caption,
                                  data=v.reset_index(drop=True).assign(scale=scale), dataset=ds))
     return infos
+
+
+def _box_panel(ax: Any, arrays: list, series: list, colors: dict, rng: np.random.Generator, *, rotate: bool,
+               point: float, mean: float) -> None:
+    """One box plot per series on ``ax``: the box (quartiles, median, whiskers at 1.5 IQR) in the
+    series' colour, the images as points jittered sideways by ``rng``, the mean as a white triangle."""
+    pos = np.arange(1, len(series) + 1)
+    bp = ax.boxplot(arrays, positions=pos, widths=0.55, showfliers=False, patch_artist=True,
+                    medianprops={"color": "black"})
+    for patch, s in zip(bp["boxes"], series):
+        patch.set_facecolor(colors[s])
+        patch.set_alpha(0.35)
+    for p_, a, s in zip(pos, arrays, series):
+        jitter = rng.uniform(-0.16, 0.16, size=a.size)
+        ax.scatter(p_ + jitter, a, s=point, color=colors[s], edgecolors="none", alpha=0.85, zorder=3)
+        ax.scatter([p_], [a.mean()], marker="^", s=mean, color="white", edgecolors="black", zorder=4)
+    ax.set_xticks(pos)
+    ax.set_xticklabels([_txt(s) for s in series], rotation=30 if rotate else 0, ha="right" if rotate else "center")
+    ax.set_xlim(0.4, len(series) + 0.6)
 
 
 def distribution_panels(scores: "pd.DataFrame", metric: str, out_dir: str | Path, *,
@@ -567,20 +573,7 @@ def distribution_panels(scores: "pd.DataFrame", metric: str, out_dir: str | Path
                 cell = v[v["degradation"] == deg]
                 series = [s for s in series_all if (cell["series"] == s).any()]
                 arrays = [cell.loc[cell["series"] == s, "value"].to_numpy(np.float64) for s in series]
-                pos = np.arange(1, len(series) + 1)
-                bp = ax.boxplot(arrays, positions=pos, widths=0.55, showfliers=False, patch_artist=True,
-                                medianprops={"color": "black"})
-                for patch, s in zip(bp["boxes"], series):
-                    patch.set_facecolor(colors[s])
-                    patch.set_alpha(0.35)
-                for p_, a, s in zip(pos, arrays, series):
-                    jitter = rng.uniform(-0.16, 0.16, size=a.size)
-                    ax.scatter(p_ + jitter, a, s=8, color=colors[s], edgecolors="none", alpha=0.85, zorder=3)
-                    ax.scatter([p_], [a.mean()], marker="^", s=30, color="white", edgecolors="black", zorder=4)
-                ax.set_xticks(pos)
-                ax.set_xticklabels([_txt(s) for s in series], rotation=30 if rotate else 0,
-                                   ha="right" if rotate else "center")
-                ax.set_xlim(0.4, len(series) + 0.6)
+                _box_panel(ax, arrays, series, colors, rng, rotate=rotate, point=8, mean=30)
                 ax.set_title(_txt(str(deg)))
                 counts.append(f"{deg}: " + ", ".join(f"{s} {a.size}" for s, a in zip(series, arrays)))
             for ax in axes[len(degs):]:

@@ -123,3 +123,8 @@ METHODS.register("rrdn-x16", "sr_methods.trained:build_shipped", kind="trained",
                  licence="MIT", url=None, assets=("esrgan-thick-x8",),
                  description="x16: idealo's x8 RRDN plus a 94 K-parameter x2 stage trained by `srbench train rrdn-x16` "
                              "(L1, T91 + BSDS500); needs `srbench assets fetch esrgan-thick-x8`")
+
+# the seed methods' own catalogue lines (each package lists what it ships)
+from .sfd.catalogue import register as _register_sfd  # noqa: E402
+
+_register_sfd(METHODS)

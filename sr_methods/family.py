@@ -52,7 +52,12 @@ def build_family(*, entry: Entry, weights: str | None = None, tile: int | None =
             members[int(scale)] = create_method(member, **options)
         except MissingAssetError:
             missing.append(member)
-    if missing:
+    if missing:  # the assets the missing members are built from (a trained member names its base network)
+        from .catalogue import METHODS
+
+        fetch = list(dict.fromkeys(a for m in missing for a in METHODS.get(m).meta.get("assets", ()))) or missing
         raise MissingAssetError(f"{entry.name}: weights missing for {', '.join(missing)}; "
-                                f"run `srbench assets fetch {' '.join(missing)}` (or pass weights=FOLDER)")
-    return FamilyMethod(entry.name, members)
+                                f"run `srbench assets fetch {' '.join(fetch)}` (or pass weights=FOLDER)")
+    family = FamilyMethod(entry.name, members)
+    family.backbone = entry.meta.get("backbone")  # a guided family (sfd-sr-vgg16) names its backbone
+    return family

@@ -5,9 +5,10 @@
 
 ``head``: conv 3x3 3 -> C; ``body``: ``blocks`` residual blocks (conv, ReLU, conv, + input);
 ``tail``: conv 3x3 C -> 4C, pixel shuffle x2, conv 3x3 C -> 3, initialised to zero so the stage
-starts as bicubic x2 of the base's output and learns a correction. Only the stage's layers are
-trained and shipped; the checkpoint names the base asset and its sha256, and loading refuses a
-base file with another hash.
+starts as bicubic x2 of the base's output and learns a correction. Usually only the stage's
+layers are trained and shipped; the checkpoint names the base asset and its sha256, and loading
+refuses a base file with another hash. A network built from ``base_config`` instead owns its
+base: the base trains with the stage and the checkpoint holds every weight (SFD-SR at x16).
 """
 
 from __future__ import annotations
@@ -46,24 +47,27 @@ class X2Stage(nn.Module):
 
 
 class StagedRRDN(nn.Module):
-    """``base`` (frozen) then `X2Stage`: scale = 2 x the base's scale."""
+    """``base`` (frozen, unless ``own_base``) then `X2Stage`: scale = 2 x the base's scale."""
 
-    def __init__(self, base: nn.Module, base_sha256: str, channels: int = 48, blocks: int = 4):
+    def __init__(self, base: nn.Module, base_sha256: str | None, channels: int = 48, blocks: int = 4,
+                 own_base: bool = False):
         super().__init__()
-        self.base = base.eval().requires_grad_(False)
+        self.own_base = own_base
+        self.base = base if own_base else base.eval().requires_grad_(False)
         self._base_sha256 = base_sha256
         self.stage = X2Stage(channels, blocks)
         self.scale = 2 * int(base.scale)
 
     def train(self, mode: bool = True) -> "StagedRRDN":
         super().train(mode)
-        self.base.eval()  # the base is frozen: always in eval mode
+        if not self.own_base:
+            self.base.eval()  # the base is frozen: always in eval mode
         return self
 
     def frozen_keys(self) -> set[str]:
-        return {f"base.{k}" for k in self.base.state_dict()}
+        return set() if self.own_base else {f"base.{k}" for k in self.base.state_dict()}
 
-    def base_sha256(self) -> str:
+    def base_sha256(self) -> str | None:
         return self._base_sha256
 
     def trainable_state(self) -> dict[str, torch.Tensor]:
@@ -74,17 +78,22 @@ class StagedRRDN(nn.Module):
         return F.interpolate(y, scale_factor=2, mode="bicubic", align_corners=False) + self.stage(y)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        with torch.no_grad():
+        with torch.set_grad_enabled(self.own_base and torch.is_grad_enabled()):
             y = self.base(x).clamp(0, 1)
         return self.upsample_base(y)
 
 
 def build_stage_network(*, base_asset: str | None = "esrgan-thick-x8", base_path: str | None = None,
-                        channels: int = 48, blocks: int = 4) -> StagedRRDN:
+                        base_config: dict[str, Any] | None = None, channels: int = 48,
+                        blocks: int = 4) -> StagedRRDN:
     """The x2 stage on the RRDN of ``base_asset`` (a catalogue asset, verified) or of ``base_path``
-    (a converted RRDN ``.safetensors``; tests use a tiny one)."""
-    from .rrdn import load_rrdn
+    (a converted RRDN ``.safetensors``; tests use a tiny one); with ``base_config`` (an
+    ``RRDNConfig`` dict) on a base of its own, randomly initialised, whose weights come with the
+    stage's (trained together, shipped together)."""
+    from .rrdn import RRDN, RRDNConfig, load_rrdn
 
+    if base_config is not None:
+        return StagedRRDN(RRDN(RRDNConfig.from_dict(dict(base_config))), None, channels, blocks, own_base=True)
     if base_path:
         model, sha, _ = load_rrdn(base_path)
     elif base_asset:

@@ -190,16 +190,25 @@ def build(name: str, **options: Any) -> TrainedMethod:
 def build_shipped(*, entry: Any, weights: str | os.PathLike[str] | None = None, tile: int | None = None,
                   tile_overlap: int | None = None, tile_blend: str = "crop") -> TrainedMethod:
     """A catalogue method whose checkpoint ships in ``sr_methods/data`` (verified against the
-    catalogue's sha256), or ``weights=PATH`` instead (recorded, not verified)."""
+    catalogue's sha256), or ``weights=PATH`` instead (recorded, not verified; a folder means its
+    file of the catalogue's name, as for a family's members). The checkpoint's record must name the
+    recipe that trained it: ``entry.meta["recipe"]`` (per-scale entries such as
+    ``sfd-sr-vgg16-x4`` of recipe ``sfd-sr-vgg16``), else the entry's own name."""
     from iqa.assets import file_sha256
 
     path = Path(weights) if weights else Path(__file__).resolve().parent / "data" / entry.meta["file"]
+    if path.is_dir():
+        path = path / entry.meta["file"]
     if not weights:
         actual = file_sha256(path) if path.is_file() else None
         if actual != entry.meta["sha256"]:
             raise SrbenchError(f"{path}: the checkpoint shipped with srbench has sha256 {actual}, expected "
                                f"{entry.meta['sha256']}; reinstall srbench (or pass weights=PATH)")
     method = TrainedMethod(path, name=entry.name, tile=tile, tile_overlap=tile_overlap, tile_blend=tile_blend)
-    if method.record.get("method") != entry.name:
-        raise SrbenchError(f"{path} is a {method.record.get('method')!r} checkpoint, not {entry.name!r}")
+    recipe = entry.meta.get("recipe", entry.name)
+    if method.record.get("method") != recipe:
+        raise SrbenchError(f"{path} is a {method.record.get('method')!r} checkpoint, not {recipe!r}")
+    if entry.meta.get("scales") and method.scales != tuple(entry.meta["scales"]):
+        raise SrbenchError(f"{path} is an x{method.scales[0]} checkpoint; {entry.name} is "
+                           f"x{'/x'.join(map(str, entry.meta['scales']))}")
     return method

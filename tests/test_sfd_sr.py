@@ -311,11 +311,15 @@ def test_rrdbnet_generator_with_a_psnr_phase_and_the_schedule(tmp_path, data_roo
     assert gan == [opts.lr] * 10 + [opts.lr / 2] * 10 + [opts.lr / 4] * 10
 
 
-def test_x16_fine_tunes_the_stage_of_an_rrdn_x16_checkpoint(tmp_path, data_root, vgg_file):
+@pytest.mark.parametrize("trains", ["stage", "all"])
+def test_x16_fine_tunes_an_rrdn_x16_checkpoint(tmp_path, data_root, vgg_file, trains):
+    """x16 starts from an rrdn-x16 checkpoint: ``stage`` trains and ships the x2 stage on the frozen
+    base asset; ``all`` trains base and stage together and ships every weight (no asset needed)."""
     import sr_methods
     from bench.train.loop import TrainConfig, train
     from bench.train.rrdn_x16 import Options as StageOptions
     from bench.train.rrdn_x16 import RRDNx16
+    from sr_methods.rrdn import load_rrdn
     from sr_methods.trained import read_checkpoint
 
     base = tiny_rrdn(tmp_path / "base_x8.safetensors", scale=8)
@@ -323,16 +327,64 @@ def test_x16_fine_tunes_the_stage_of_an_rrdn_x16_checkpoint(tmp_path, data_root,
                  StageOptions(base_asset="", base_path=str(base), channels=4, blocks=1), tmp_path / "x16",
                  data_root=data_root, echo=lambda _: None, progress=False, validate=False)
     cfg, opts = setup(tmp_path, vgg_file, scale=16)
-    cfg = replace(cfg, steps=2)
+    cfg, opts = replace(cfg, steps=2), replace(opts, x16_trains=trains)
     with pytest.raises(SrbenchError, match="pass --init"):
         run(tmp_path, "no-init", data_root, cfg, opts, validate=False)
     path = run(tmp_path, "sfd16", data_root, cfg, opts, init=init, validate=False)
     tensors, rec, _ = read_checkpoint(path)
-    assert rec["arch"] == "rrdn-x2-stage" and rec["scale"] == 16 and not any(k.startswith("base.") for k in tensors)
-    assert rec["base"]["sha256"] == read_checkpoint(init)[1]["base"]["sha256"]
-    assert rec["parent"]["sha256"] == read_checkpoint(init)[2]
-    assert any(not torch.equal(v, read_checkpoint(init)[0][k]) for k, v in tensors.items())  # the stage learned
-    assert sr_methods.create_method(f"sfd-sr-vgg16:{path}").upscale(torch.rand(1, 3, 3, 2), 16).shape == (1, 3, 48, 32)
+    start, start_rec, start_sha = read_checkpoint(init)
+    assert rec["arch"] == "rrdn-x2-stage" and rec["scale"] == 16 and rec["parent"]["sha256"] == start_sha
+    assert any(not torch.equal(v, start[k]) for k, v in tensors.items() if k in start)  # the stage learned
+    base_keys = [k for k in tensors if k.startswith("base.")]
+    base_state = load_rrdn(base)[0].state_dict()
+    if trains == "stage":
+        assert not base_keys and rec["base"]["sha256"] == start_rec["base"]["sha256"]
+    else:  # the whole network ships and owns its base, which learned too
+        assert rec["base"] is None and rec["arch_options"]["base_config"]["scale"] == 8
+        assert sorted(base_keys) == sorted(f"base.{k}" for k in base_state)
+        assert any(not torch.equal(tensors[f"base.{k}"].float(), v.half().float()) for k, v in base_state.items())
+        base.unlink()  # it runs without the base file
+    sr = sr_methods.create_method(f"sfd-sr-vgg16:{path}")
+    assert sr.upscale(torch.rand(1, 3, 3, 2), 16).shape == (1, 3, 48, 32)
+
+
+def test_x16_on_another_x8_network_with_no_step_is_that_network_then_the_stage(tmp_path, data_root, vgg_file):
+    """``x16_base`` puts an srbench x8 rrdn checkpoint (e.g. SFD-SR x8) under the stage of an rrdn-x16
+    checkpoint; with 0 steps the result is exactly the two, and both are recorded as parents."""
+    import sr_methods
+    from bench.train.loop import TrainConfig, train
+    from bench.train.rrdn_x16 import Options as StageOptions
+    from bench.train.rrdn_x16 import RRDNx16
+    from sr_methods.rrdn import load_rrdn
+    from sr_methods.trained import load_network, read_checkpoint, save_checkpoint
+
+    init = train(RRDNx16, TrainConfig(scale=16, patch=32, batch=1, steps=1, device="cpu", val_metrics=()),
+                 StageOptions(base_asset="", base_path=str(tiny_rrdn(tmp_path / "b8.safetensors", scale=8)),
+                              channels=4, blocks=1), tmp_path / "x16", data_root=data_root, echo=lambda _: None,
+                 progress=False, validate=False)
+    other, _, _ = load_rrdn(tiny_rrdn(tmp_path / "o8.safetensors", scale=8, seed=3))
+    x8 = save_checkpoint(other.state_dict(), {"method": "sfd-sr-vgg16", "arch": "rrdn", "scale": 8,
+                                              "arch_options": other.config.to_dict()}, tmp_path / "x8.safetensors")
+    cfg, opts = setup(tmp_path, vgg_file, scale=16)
+    path = run(tmp_path, "sfd16", data_root, replace(cfg, steps=0), replace(opts, x16_base=str(x8)), init=init,
+               validate=False)
+    net, rec, _ = load_network(path)
+    stage_from, _, init_sha = read_checkpoint(init)
+    assert rec["base"] is None and rec["parent"]["sha256"] == init_sha
+    assert rec["parent"]["x16_base"] == {"path": str(x8.resolve()), "sha256": read_checkpoint(x8)[2],
+                                         "method": "sfd-sr-vgg16"}
+    half = {k: v.half().float() for k, v in other.state_dict().items()}  # the file is fp16
+    assert all(torch.equal(v, half[k]) for k, v in net.base.state_dict().items())
+    assert all(torch.equal(v, stage_from[f"stage.{k}"].float()) for k, v in net.stage.state_dict().items())
+    lr = torch.rand(1, 3, 3, 2)
+    with torch.no_grad():
+        want = net.upsample_base(net.base(lr).clamp(0, 1))
+    assert torch.equal(sr_methods.create_method(f"sfd-sr-vgg16:{path}").upscale(lr, 16), want.clamp(0, 1))
+    x4 = save_checkpoint(other.state_dict(), {"method": "sfd-sr-vgg16", "arch": "rrdn", "scale": 4,
+                                              "arch_options": other.config.to_dict()}, tmp_path / "x4.safetensors")
+    with pytest.raises(SrbenchError, match="must be an x8 rrdn one"):
+        run(tmp_path, "bad", data_root, replace(cfg, steps=0), replace(opts, x16_base=str(x4)), init=init,
+            validate=False)
 
 
 def test_clip_variant_on_a_tiny_clip(tmp_path, data_root, vgg_file, clip_files):
@@ -359,6 +411,7 @@ def test_option_errors_are_one_line(tmp_path, vgg_file):
     for bad, match in (({"generator": "srgan"}, "generator must be one of rrdn, rrdbnet"),
                        ({"gan_weight": -1.0}, "gan_weight must be a number >= 0"),
                        ({"milestones": (0.5, 1.5)}, "milestones are fractions"),
+                       ({"x16_trains": "base"}, "x16_trains must be 'all' or 'stage'"),
                        ({"backbone": "clip:ViT-B-16/openai"}, "sfd-sr-vgg16 trains against a vgg16 backbone")):
         with pytest.raises(SrbenchError, match=match):
             SFDSRVGG16(cfg, replace(opts, **bad), dev, echo=lambda _: None)
@@ -414,3 +467,56 @@ def test_sfd_sr_trains_on_cuda_under_bfloat16(tmp_path, data_root, vgg_file):
     cpu = sr_methods.create_method(f"sfd-sr-vgg16:{path}").upscale(x, 4)
     gpu = sr_methods.create_method(f"sfd-sr-vgg16:{path}", device="cuda").upscale(x.cuda(), 4)
     assert gpu.device.type == "cuda" and torch.allclose(gpu.cpu(), cpu, atol=1e-3)
+
+
+# -- the shipped checkpoints ------------------------------------------------------------------------------
+
+
+def test_the_shipped_family_serves_x4_x8_x16_with_its_backbone_and_parents():
+    import sr_methods
+    from bench.report.leaderboard import _method_backbones
+
+    info_of = sr_methods.method_info
+    info = info_of("sfd-sr-vgg16")
+    assert info["kind"] == "family" and info["backbone"] == "vgg16" and tuple(info["scales"]) == (4, 8, 16)
+    for s, member in info["members"].items():
+        m = sr_methods.method_info(member)
+        assert m["recipe"] == "sfd-sr-vgg16" and tuple(m["scales"]) == (s,) and m["backbone"] == "vgg16"
+    # every shipped file holds all its weights: it runs with the tests' empty asset cache
+    fam = sr_methods.create_method("sfd-sr-vgg16")
+    assert fam.backbone == "vgg16" and fam.provenance()["backbone"] == "vgg16"
+    lr = torch.rand(1, 3, 4, 5)
+    for s in (4, 8, 16):
+        assert fam.upscale(lr, s).shape == (1, 3, 4 * s, 5 * s)
+    # x16: the SFD-SR x8 network (bit for bit) followed by rrdn-x16's stage, both named as parents
+    x16, x8 = fam.members[16], fam.members[8]
+    assert all(torch.equal(v, x8.net.state_dict()[k]) for k, v in x16.net.base.state_dict().items())
+    parent = x16.record["parent"]
+    assert parent["x16_base"]["sha256"] == x8.sha256 and parent["sha256"] == info_of("rrdn-x16")["sha256"]
+    assert x16.record["config"]["steps"] == 0 and x16.record["base"] is None
+    # a run of the family is flagged circular under SFD-IQA-vgg16 (the report reads the backbone)
+    assert _method_backbones([{"spec": {"methods": [{"name": "sfd-sr-vgg16", "label": "sfd"}]}}]) == {"sfd": "vgg16"}
+
+
+def test_a_shipped_entry_takes_a_weights_folder_and_checks_recipe_and_scale(tmp_path):
+    from iqa.registry import Entry
+    from sr_methods.rrdn import load_rrdn
+    from sr_methods.trained import build_shipped, save_checkpoint
+
+    net, _, _ = load_rrdn(tiny_rrdn(tmp_path / "tiny.safetensors", scale=4))
+    rec = {"method": "sfd-sr-vgg16", "arch": "rrdn", "arch_options": net.config.to_dict(), "scale": 4}
+    save_checkpoint(net.state_dict(), rec, tmp_path / "w" / "x4.safetensors")
+
+    def entry(**meta):
+        return Entry("sfd-sr-vgg16-x4", "sr_methods.trained:build_shipped",
+                     {"file": "x4.safetensors", "sha256": "0" * 64, "recipe": "sfd-sr-vgg16", "scales": (4,), **meta})
+
+    m = build_shipped(entry=entry(), weights=tmp_path / "w")  # a folder: its file of the catalogue's name
+    assert m.name == "sfd-sr-vgg16-x4" and m.scales == (4,)
+    assert m.upscale(torch.rand(1, 3, 5, 6), 4).shape == (1, 3, 20, 24)
+    with pytest.raises(SrbenchError, match="is an x4 checkpoint; sfd-sr-vgg16-x4 is x8"):
+        build_shipped(entry=entry(scales=(8,)), weights=tmp_path / "w")
+    with pytest.raises(SrbenchError, match="is a 'sfd-sr-vgg16' checkpoint, not 'sfd-sr-clip'"):
+        build_shipped(entry=entry(recipe="sfd-sr-clip"), weights=tmp_path / "w")
+    with pytest.raises(SrbenchError, match="shipped with srbench has sha256 None"):  # not installed
+        build_shipped(entry=entry(file="absent.safetensors"))

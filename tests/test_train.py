@@ -170,7 +170,7 @@ def test_shipped_checkpoints_are_what_the_catalogue_says():
         info = sr_methods.method_info(name)
         _, rec, sha = read_checkpoint(p)
         assert sha == sha256_file(p) == info["sha256"]
-        assert rec["method"] == name and tuple(info["scales"]) == (rec["scale"],)
+        assert rec["method"] == info.get("recipe", name) and tuple(info["scales"]) == (rec["scale"],)
         assert rec["validation"]["set"] == "kodak24" and rec["validation"]["val_psnr"] > 0
         assert rec["images"] and all(path.startswith("train/") and "kodak24" not in path for path, _ in rec["images"])
 

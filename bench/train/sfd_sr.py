@@ -28,10 +28,14 @@ step with the discriminators frozen, then one discriminator step on (HR, detache
   ``rrdn-x16`` checkpoint given with ``--init`` (required). ``x16_trains = "all"`` (default) trains
   the x8 RRDN and the stage together and ships every weight (arch ``rrdn-x2-stage`` owning its
   base, ~15 MB); ``"stage"`` trains only the stage on the frozen base asset and ships the stage
-  alone (0.2 MB, naming the base asset's sha256). Chosen on the Kodak24 validation crops: 800 CPU
-  steps of ``"stage"`` made LPIPS worse than its start (0.8187 against 0.7966; PSNR-Y 22.41 against
-  22.54): a 94 K-parameter stage after a frozen PSNR-oriented x8 network cannot add the texture
-  the discriminators ask for.
+  alone (0.2 MB, naming the base asset's sha256). ``x16_base`` (an srbench x8 ``rrdn``
+  checkpoint, e.g. SFD-SR x8) replaces the x8 RRDN under the stage; both parents are recorded.
+  Measured on the 8 Kodak24 validation crops of the ``cpu-x16`` preset (800 steps from the shipped
+  ``rrdn-x16``: PSNR-Y 22.54, LPIPS 0.797, DISTS 0.452): ``"all"`` 21.44 / 0.837 / 0.444,
+  ``"stage"`` 22.41 / 0.819 / 0.459, and SFD-SR x8 under rrdn-x16's stage with no step at all
+  22.09 / 0.755 / 0.421. SFD steps on 8-px LR patches do not teach x16 texture in a CPU run (the
+  default ``"all"`` at least lowers DISTS), so the shipped ``sfd-sr-vgg16-x16`` is that
+  composition (``examples/train/sfd-sr-vgg16-x16.toml``: ``steps = 0``).
 - ``"rrdbnet"``: the paper's RRDBNet at x2/x4/x8/x16 (``nf``/``nb``/``gc``), from ``--init`` (an
   srbench ``rrdbnet`` checkpoint), from ``init_path`` (a BasicSR/ESRGAN RRDBNet state dict, e.g.
   ESRGAN's ``RRDB_PSNR_x4.pth``, loaded weights-only), or from scratch with ``psnr_steps`` of

@@ -134,6 +134,7 @@ class TrainedMethod(SRMethod):
         self.backbone = (self.record.get("backbone") or {}).get("backbone")
         self.tile, self.tile_overlap = check_tile_options(tile, tile_overlap, tile_blend)
         self.tile_blend = tile_blend
+        self.verified = False  # True once checked against a known sha256 (a shipped checkpoint)
 
     def _upscale(self, lr: torch.Tensor, scale: int) -> torch.Tensor:
         from .tiling import tiled_upscale
@@ -156,7 +157,7 @@ class TrainedMethod(SRMethod):
         # "backbone" stays the backbone's name (the report's circularity flag reads it); its record
         # (weights file, sha256) goes under "backbone_record"
         return {**super().provenance(), **rec, "backbone_record": self.record.get("backbone"),
-                "weights": file_record(self.path, self.sha256, verified=False)}
+                "weights": file_record(self.path, self.sha256, verified=self.verified)}
 
 
 def split_name(name: str) -> tuple[str, str] | None:
@@ -205,6 +206,7 @@ def build_shipped(*, entry: Any, weights: str | os.PathLike[str] | None = None, 
             raise SrbenchError(f"{path}: the checkpoint shipped with srbench has sha256 {actual}, expected "
                                f"{entry.meta['sha256']}; reinstall srbench (or pass weights=PATH)")
     method = TrainedMethod(path, name=entry.name, tile=tile, tile_overlap=tile_overlap, tile_blend=tile_blend)
+    method.verified = not weights and method.sha256 == entry.meta["sha256"]
     recipe = entry.meta.get("recipe", entry.name)
     if method.record.get("method") != recipe:
         raise SrbenchError(f"{path} is a {method.record.get('method')!r} checkpoint, not {recipe!r}")

@@ -196,9 +196,14 @@ def test_real_pairs_use_the_lr_files(tmp_path, monkeypatch):
     Image.fromarray(hr).save(folder / "odd_HR.png")
     Image.fromarray(hr[:20, :20]).save(folder / "odd_LR2.png")          # fits neither
     Image.fromarray(hr).save(folder / "lonely_HR.png")                  # no LR file
-    quiet(tmp_path / "run", spec(datasets=("pairs-run-test",), scales=(2,), data_root=str(tmp_path / "data"),
+    quiet(tmp_path / "run", spec(datasets=("pairs-run-test",), scales=(2, 4), data_root=str(tmp_path / "data"),
                                  methods=(MethodSpec("nearest", "nearest"),)))
     df = load_scores(tmp_path / "run")
+    # no pairs at x4: the cell is unsupported (nothing to fetch would change it), with the reason
+    x4 = df[df["scale"] == 4]
+    assert set(x4["degradation"]) == {"real-x4"} and set(x4["status"]) == {"unsupported"}
+    assert set(x4["message"]) == {"dataset 'pairs-run-test' has real pairs only at x2, not x4"}
+    df = df[df["scale"] == 2]
     assert set(df["degradation"]) == {"real-x2"}
     status = df.groupby("image")["status"].first().to_dict()
     assert status == {"small": "ok", "registered": "ok", "odd": "error", "lonely": "error"}

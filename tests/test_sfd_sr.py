@@ -494,6 +494,13 @@ def test_the_shipped_family_serves_x4_x8_x16_with_its_backbone_and_parents():
     parent = x16.record["parent"]
     assert parent["x16_base"]["sha256"] == x8.sha256 and parent["sha256"] == info_of("rrdn-x16")["sha256"]
     assert x16.record["config"]["steps"] == 0 and x16.record["base"] is None
+    # the run's provenance names each shipped file by sha256, checked against the catalogue
+    from bench.report.leaderboard import weight_hashes
+
+    prov = fam.provenance()
+    assert all(prov["members"][f"x{s}"]["weights"]["verified"] is True for s in (4, 8, 16))
+    assert weight_hashes({"weights": {"sfd": prov}}) == {f"sfd/x{s}": info_of(f"sfd-sr-vgg16-x{s}")["sha256"]
+                                                         for s in (4, 8, 16)}
     # a run of the family is flagged circular under SFD-IQA-vgg16 (the report reads the backbone)
     assert _method_backbones([{"spec": {"methods": [{"name": "sfd-sr-vgg16", "label": "sfd"}]}}]) == {"sfd": "vgg16"}
 
@@ -512,7 +519,7 @@ def test_a_shipped_entry_takes_a_weights_folder_and_checks_recipe_and_scale(tmp_
                      {"file": "x4.safetensors", "sha256": "0" * 64, "recipe": "sfd-sr-vgg16", "scales": (4,), **meta})
 
     m = build_shipped(entry=entry(), weights=tmp_path / "w")  # a folder: its file of the catalogue's name
-    assert m.name == "sfd-sr-vgg16-x4" and m.scales == (4,)
+    assert m.name == "sfd-sr-vgg16-x4" and m.scales == (4,) and m.verified is False  # the user's file
     assert m.upscale(torch.rand(1, 3, 5, 6), 4).shape == (1, 3, 20, 24)
     with pytest.raises(SrbenchError, match="is an x4 checkpoint; sfd-sr-vgg16-x4 is x8"):
         build_shipped(entry=entry(scales=(8,)), weights=tmp_path / "w")

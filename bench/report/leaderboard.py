@@ -666,15 +666,19 @@ def to_latex(lb: Leaderboard, ci: bool = True, label: str | None = None) -> str:
 def weight_hashes(manifest: dict[str, Any]) -> dict[str, str]:
     """``label -> sha256`` (family members as ``label/xN``) of the networks and of the metric
     checkpoints (such as SFD-IQA's) in a run."""
+    def sha(prov: dict[str, Any]) -> str | None:  # a trained network keeps its file's under "weights"
+        weights = prov.get("weights")
+        return prov.get("sha256") or (weights.get("sha256") if isinstance(weights, dict) else None)
+
     out = {}
     for label, prov in [*(manifest.get("weights") or {}).items(), *(manifest.get("metric_weights") or {}).items()]:
         if not isinstance(prov, dict):
             continue
-        if prov.get("sha256"):
-            out[label] = prov["sha256"]
+        if sha(prov):
+            out[label] = sha(prov)
         for key, member in (prov.get("members") or {}).items():
-            if isinstance(member, dict) and member.get("sha256"):
-                out[f"{label}/{key}"] = member["sha256"]
+            if isinstance(member, dict) and sha(member):
+                out[f"{label}/{key}"] = sha(member)
     return out
 
 

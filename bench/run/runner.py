@@ -344,7 +344,7 @@ class Runner:
         scale = deg.scale
         ctx = {"dataset": ds.name, "degradation": deg.key, "scale": scale, "protocol": self.protocol.name}
         items: list[ImageItem] | None = None
-        missing = ""
+        missing, empty = "", "missing"
         try:
             items = ds.items(scale)
             if self.spec.limit is not None:
@@ -357,8 +357,11 @@ class Runner:
             self._said_missing.add(missing)
         except SrbenchError as e:  # e.g. a paired dataset without pairs at this scale
             missing = str(e)
-            self.echo(f"!! {ds.name} x{scale}: {e}")
-            self._said_missing.add(missing)
+            if not ds.supports(scale):  # no data to fetch can change that: the cells are unsupported
+                empty = "unsupported"
+            else:
+                self.echo(f"!! {ds.name} x{scale}: {e}")
+                self._said_missing.add(missing)
         for mspec in self.spec.methods:
             cell = Cell(self.out, ds.name, deg.key, mspec.label)
             fp = self._fingerprint(ds.name, deg, mspec)
@@ -371,7 +374,7 @@ class Runner:
                 continue
             cell.start(fp)
             if items is None:
-                self._finish_empty(cell, fp, mctx, "missing", missing)
+                self._finish_empty(cell, fp, mctx, empty, missing)
             elif method is None:
                 self._finish_empty(cell, fp, mctx, "unavailable", bad_methods[mspec.label])
             elif not method.supports(scale):

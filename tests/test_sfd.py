@@ -394,3 +394,16 @@ def test_cuda_scores_match_cpu_and_amp_training_runs(which, clip_bb, vgg_bb, tmp
     assert out.device.type == "cuda"
     # float32 on both devices (scoring does not autocast): other kernels, other rounding
     torch.testing.assert_close(out.cpu(), ref, rtol=0, atol=1e-4)
+
+
+def test_an_unusable_device_is_one_line_before_training(clip_bb, tmp_path, monkeypatch):
+    from bench.train.sfd_iqa import load_config, train_sfd
+    from iqa.errors import SrbenchError
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    data = _train_folder(tmp_path / "data")
+    for device, match in (("cuda", "CUDA is not available here"), ("tpu9", "unknown device 'tpu9'")):
+        cfg = load_config("cpu", patch=32, n_real=16, n_fake=16, steps=1, methods=("bicubic",), scales=(2,),
+                          device=device)
+        with pytest.raises(SrbenchError, match=match):
+            train_sfd(cfg, tmp_path / device, data_root=data, backbone=clip_bb, echo=lambda s: None, progress=False)

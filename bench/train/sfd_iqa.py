@@ -77,6 +77,7 @@ from iqa.errors import SrbenchError
 from iqa.sfd import SFD, SFDConfig, save_sfd
 
 from .data import find_data_root, training_images  # one test-set check for every training
+from .loop import resolve_device  # one device check for every training
 
 __all__ = ["PRESETS", "TrainConfig", "fake_severity", "load_config", "train_sfd", "training_images"]
 
@@ -248,7 +249,7 @@ def build_pools(cfg: TrainConfig, images: list[tuple[Path, str]], patch: int, ec
         return _crop(rng, src[int(rng.integers(len(src)))], size) if src else None
     from sr_methods.interpolation import InterpolationMethod
 
-    methods, dev = {}, _device(cfg.device)
+    methods, dev = {}, resolve_device(cfg.device)
     for name in cfg.methods:
         try:
             m = sr_methods.create_method(name)
@@ -305,12 +306,6 @@ def fake_severity(kind: str) -> float:
 
 # -- training -----------------------------------------------------------------------------------------------
 
-def _device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
-
-
 def _augment(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
     k = int(torch.randint(0, 4, (1,), generator=g))
     x = torch.rot90(x, k, dims=(-2, -1))
@@ -339,7 +334,7 @@ def train_sfd(cfg: TrainConfig, out: str | os.PathLike[str], *, data_root: str |
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     data_root = find_data_root(data_root)
-    dev = _device(cfg.device)
+    dev = resolve_device(cfg.device)
     images = training_images(data_root, cfg.sets)
     echo(f"training images: {len(images)} under {data_root}/train ({', '.join(cfg.sets)})")
     torch.manual_seed(cfg.seed)

@@ -215,6 +215,30 @@ def test_done_cell_with_lost_or_truncated_parts_is_computed_again(tmp_path, dama
     pd.testing.assert_frame_equal(table(tmp_path / "r"), ref)
 
 
+def test_a_rerun_reads_each_part_of_a_finished_cell_once(tmp_path, monkeypatch):
+    import bench.run.store as store
+
+    s = spec()
+    run(tmp_path / "r", s)
+    parts = sorted((tmp_path / "r" / "cells").rglob("*-*.parquet"))
+    reads: list[tuple[Path, str]] = []
+    real = store.read_parquet
+
+    def counting(p):
+        import traceback
+
+        callers = {f.name for f in traceback.extract_stack()}
+        reads.append((Path(p), "run table" if callers & {"load_scores", "load_timings"} else "cell"))
+        return real(p)
+
+    monkeypatch.setattr(store, "read_parquet", counting)
+    lines = run(tmp_path / "r", s)
+    assert "(cached)" in lines[-1] and parts
+    # the cell is checked, reused and reported from one read of each part; the run's final table
+    # (load_scores / load_timings, once per run) reads the folder once more
+    assert sorted(p for p, by in reads if by == "cell") == parts
+
+
 class _nothing:
     def __enter__(self):
         return self

@@ -167,6 +167,7 @@ class Cell:
     def __init__(self, root: Path, dataset: str, degradation: str, method: str):
         self.dir = root / "cells" / safe_name(dataset) / safe_name(degradation) / safe_name(method)
         self.dataset, self.degradation, self.method = dataset, degradation, method
+        self._frames: dict[tuple[str, int, int], pd.DataFrame] = {}
 
     @property
     def info_path(self) -> Path:
@@ -199,22 +200,31 @@ class Cell:
     def _parts(self, prefix: str) -> list[Path]:
         return sorted(self.dir.glob(f"{prefix}-*.parquet")) if self.dir.is_dir() else []
 
+    def _read(self, p: Path) -> pd.DataFrame:
+        """A part file, read once while it is unchanged (name, size, mtime): a rerun checks, reuses
+        and reports a finished cell from one read of each part."""
+        st = p.stat()
+        key = (p.name, st.st_size, st.st_mtime_ns)
+        if key not in self._frames:
+            self._frames[key] = read_parquet(p)
+        return self._frames[key]
+
     def set_aside_corrupt(self) -> list[str]:
         """Rename every unreadable part file to ``corrupt-*``; returns one line per file."""
         lines = []
         for p in self._parts("part") + self._parts("time"):
             try:
-                read_parquet(p)
+                self._read(p)
             except CorruptFileError as e:
                 p.rename(p.with_name(f"corrupt-{p.name}"))
                 lines.append(f"{e}; set aside as corrupt-{p.name}, its images are computed again")
         return lines
 
     def scores(self) -> pd.DataFrame:
-        return latest_rows([read_parquet(p) for p in self._parts("part")])
+        return latest_rows([self._read(p) for p in self._parts("part")])
 
     def timings(self) -> pd.DataFrame:
-        parts = [read_parquet(p) for p in self._parts("time")]
+        parts = [self._read(p) for p in self._parts("time")]
         if not parts:
             return pd.DataFrame(columns=TIMING_COLUMNS)
         return pd.concat(parts, ignore_index=True).drop_duplicates(["image"], keep="last").reset_index(drop=True)

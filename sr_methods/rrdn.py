@@ -51,7 +51,7 @@ from iqa.registry import Entry
 
 from .base import SRMethod
 from .tiling import check_tile_options, tiled_upscale
-from .weights import mismatch_advice, resolve_weights
+from .weights import load_exact_state, mismatch_advice, resolve_weights
 
 __all__ = ["RRDN", "RRDNConfig", "RRDNMethod", "build_from_path", "build_named", "depth_to_space",
            "keras_same_padding", "load_rrdn", "read_safetensors_metadata"]
@@ -269,18 +269,7 @@ def load_rrdn(path: str | os.PathLike[str], expected: str | None = None,
     else:
         cfg = RRDNConfig.from_state_dict(sd)
     model = RRDN(cfg)
-    want = model.state_dict()
-    missing = sorted(set(want) - set(sd))
-    unexpected = sorted(set(sd) - set(want))
-    if missing or unexpected:
-        raise SrbenchError(f"{path} does not fit an RRDN with config {cfg.to_dict()}: "
-                           f"missing {missing[:5]}{'...' if len(missing) > 5 else ''}, "
-                           f"unexpected {unexpected[:5]}{'...' if len(unexpected) > 5 else ''}")
-    for k, v in want.items():
-        if tuple(sd[k].shape) != tuple(v.shape):
-            raise SrbenchError(f"{path}: tensor {k} has shape {tuple(sd[k].shape)}, the config {cfg.to_dict()} "
-                               f"needs {tuple(v.shape)}")
-    model.load_state_dict({k: v.float() for k, v in sd.items()})
+    load_exact_state(model, sd, path, f"an RRDN with config {cfg.to_dict()}")
     return model.eval(), digest, meta
 
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 from iqa.assets import cache_root, file_sha256, sha256_bytes, sha256_file
 from iqa.errors import MissingAssetError, SrbenchError
@@ -106,3 +107,19 @@ def resolve_weights(file: str, sha256: str, *, url: str | None = None,
     raise MissingAssetError(
         f"weights file {file}{label} not found (searched: {folders}); run `srbench assets fetch {name or file}`, "
         f"pass weights=PATH, or put the file in ${ENV_WEIGHTS}")
+
+
+def load_exact_state(net: Any, state: dict[str, Any], source: Any, what: str) -> None:
+    """Load ``state`` into ``net`` (as float32) only if it fits exactly: the same tensor names and
+    shapes; otherwise one line naming ``source``, what it should fit (``what``) and the first
+    missing, unexpected or misshapen tensors."""
+    want = net.state_dict()
+    missing, unexpected = sorted(set(want) - set(state)), sorted(set(state) - set(want))
+    if missing or unexpected:
+        raise SrbenchError(f"{source} does not fit {what}: "
+                           f"missing {missing[:5]}{'...' if len(missing) > 5 else ''}, "
+                           f"unexpected {unexpected[:5]}{'...' if len(unexpected) > 5 else ''}")
+    for k, v in want.items():
+        if tuple(state[k].shape) != tuple(v.shape):
+            raise SrbenchError(f"{source}: tensor {k} has shape {tuple(state[k].shape)}, {what} needs {tuple(v.shape)}")
+    net.load_state_dict({k: v.float() for k, v in state.items()})

@@ -138,16 +138,9 @@ def load_rrdbnet_state(net: RRDBNet, state: dict[str, torch.Tensor], source: str
             if k.startswith(old) or (old.startswith(".") and old in k):
                 k = k.replace(old, new, 1)
         fixed[k] = v
-    want = net.state_dict()
-    missing, unexpected = sorted(set(want) - set(fixed)), sorted(set(fixed) - set(want))
-    if missing or unexpected:
-        raise SrbenchError(f"{source} does not fit RRDBNet{net.options}: missing {missing[:3]}, "
-                           f"unexpected {unexpected[:3]}")
-    for k, v in want.items():
-        if tuple(fixed[k].shape) != tuple(v.shape):
-            raise SrbenchError(f"{source}: tensor {k} has shape {tuple(fixed[k].shape)}, RRDBNet{net.options} "
-                               f"needs {tuple(v.shape)}")
-    net.load_state_dict({k: v.float() for k, v in fixed.items()})
+    from ..weights import load_exact_state
+
+    load_exact_state(net, fixed, source, f"RRDBNet{net.options}")
 
 
 def rrdn_from_config(**config: Any) -> nn.Module:

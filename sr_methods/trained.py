@@ -43,6 +43,7 @@ ARCHS: dict[str, str] = {
     "rrdbnet": "sr_methods.sfd.nets:RRDBNet",
     "rrdn": "sr_methods.sfd.nets:rrdn_from_config",
     "rrdn-x2-stage": "sr_methods.rrdn_stage:build_stage_network",
+    "cdasr": "sr_methods.cdasr.nets:build_cdasr_network",
 }
 
 

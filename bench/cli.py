@@ -27,7 +27,16 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _csv(text: str) -> list[str]:
-    return [t.strip() for t in text.split(",") if t.strip()]
+    """Comma-separated names; commas inside brackets (``ioda[base=craft-x4,crop=64]``) stay."""
+    out, depth, cur = [], 0, ""
+    for ch in text:
+        depth += (ch == "[") - (ch == "]")
+        if ch == "," and depth == 0:
+            out.append(cur)
+            cur = ""
+        else:
+            cur += ch
+    return [t.strip() for t in out + [cur] if t.strip()]
 
 
 def _scales(text: str) -> list[int]:
@@ -72,6 +81,10 @@ def build_parser() -> argparse.ArgumentParser:
                             "included); by default a rerun retries only what the environment caused")
     retry.add_argument("--no-retry", action="store_true",
                        help="reuse every finished cell as it is (no retry of missing, unavailable or failed rows)")
+    r.add_argument("--adapt-shots", type=int, help="few-shot adaptation: k target LR images per cell for every "
+                   "method that adapts (ioda, cdasr-*); scored on the rest (bench.run.adapt)")
+    r.add_argument("--adapt-steps", type=int, help="adaptation steps (fixed: nothing is selected on test images)")
+    r.add_argument("--adapt-seed", type=int, help="seed of the adaptation draw and steps (default 0)")
     r.add_argument("--no-progress", action="store_true", help="no progress bars")
     r.add_argument("--no-report", action="store_true", help="do not print the leaderboard at the end")
 
@@ -187,7 +200,26 @@ def _spec_from_args(args: argparse.Namespace):
     for key in ("protocol", "seed", "device", "data_root", "save_sr", "limit", "max_pixels"):
         if getattr(args, key) is not None:
             changes[key] = getattr(args, key)
-    return replace(spec, **changes) if changes else spec
+    spec = replace(spec, **changes) if changes else spec
+    return _with_adapt(spec, args)
+
+
+def _with_adapt(spec, args: argparse.Namespace):
+    """``--adapt-shots/--adapt-steps/--adapt-seed`` set ``adapt`` on every method that can adapt."""
+    import sr_methods
+    from bench.run.adapt import AdaptSpec
+
+    given = {k: getattr(args, f"adapt_{k}", None) for k in ("shots", "steps", "seed")}
+    if all(v is None for v in given.values()):
+        return spec
+    if given["shots"] is None or given["steps"] is None:
+        raise SrbenchError("--adapt-shots and --adapt-steps go together (--adapt-seed is optional)")
+    adapt = AdaptSpec(given["shots"], given["steps"], given["seed"] or 0)
+    methods = tuple(replace(m, adapt=adapt) if sr_methods.method_info(m.name).get("adaptive") else m
+                    for m in spec.methods)
+    if all(m.adapt is None for m in methods):
+        raise SrbenchError(f"--adapt-shots: none of the methods ({', '.join(m.label for m in spec.methods)}) can adapt")
+    return replace(spec, methods=methods)
 
 
 def _default_out(spec, args) -> Path:

@@ -4,7 +4,8 @@
 the catalogue names; ``method_info(name)`` describes one without building it. Besides the
 catalogue, ``"spandrel:PATH"`` loads any checkpoint spandrel recognises and ``"cascade:A+B"`` runs
 methods one after the other (`sr_methods.cascade`); ``"METHOD:PATH"`` runs a checkpoint written by
-``srbench train`` (`sr_methods.trained`). Every method maps float32
+``srbench train`` (`sr_methods.trained`); ``"NAME[key=value,...]"`` gives options in the name
+(``"ioda[base=craft-x4]"``), handy on the command line. Every method maps float32
 RGB ``(B, 3, h, w)`` in ``[0, 1]`` to ``(B, 3, h*scale, w*scale)`` (see ``SRMethod``).
 
 Importing this package is cheap: no spandrel, no weights, no model is touched until a method is
@@ -25,7 +26,7 @@ from .base import SRMethod, UnsupportedScaleError
 from .catalogue import METHODS
 
 __all__ = ["CASCADE_PREFIX", "METHODS", "SPANDREL_PREFIX", "SRMethod", "UnsupportedScaleError", "create_method", "list_methods",
-           "method_info"]
+           "method_info", "split_options"]
 
 SPANDREL_PREFIX = "spandrel:"
 CASCADE_PREFIX = "cascade:"
@@ -56,6 +57,41 @@ def _check_options(method: str, accepted: list[str], options: dict[str, Any]) ->
                                f"(accepted: {', '.join(accepted) or 'none'})")
 
 
+def split_options(name: str) -> tuple[str, dict[str, Any]]:
+    """``"ioda[base=craft-x4,steps=2]"`` -> ``("ioda", {"base": "craft-x4", "steps": 2})``: options
+    written in the name (numbers and true/false are typed; other values are text). A name without
+    brackets is returned as it is with no options."""
+    import re
+
+    m = re.fullmatch(r"([^\[\]]+)\[(.*)\]", name.strip())
+    if not m or name.lower().startswith((SPANDREL_PREFIX, CASCADE_PREFIX)):
+        return name, {}
+    options: dict[str, Any] = {}
+    for part in filter(None, (p.strip() for p in m.group(2).split(","))):
+        key, eq, value = (x.strip() for x in part.partition("="))
+        if not eq or not key:
+            raise SrbenchError(f"{name!r}: options in brackets are key=value pairs separated by commas, got {part!r}")
+        if key in options:
+            raise SrbenchError(f"{name!r}: option {key!r} is given twice")
+        typed: Any = value
+        for cast in (int, float):
+            try:
+                typed = cast(value)
+                break
+            except ValueError:
+                pass
+        options[key] = {"true": True, "false": False}.get(value.lower(), typed) if isinstance(typed, str) else typed
+    return m.group(1).strip(), options
+
+
+def _merge_options(name: str, options: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    base, inline = split_options(name)
+    both = sorted(set(inline) & set(options))
+    if both:
+        raise SrbenchError(f"{name!r}: option {both[0]!r} is given both in the name and as an option")
+    return base, {**inline, **options}
+
+
 def list_methods() -> list[str]:
     """The catalogue names (any spandrel checkpoint is also accepted as ``"spandrel:PATH"``)."""
     return METHODS.names()
@@ -66,6 +102,7 @@ def method_info(name: str) -> dict[str, Any]:
     networks architecture, weight file, sha256, licence and URL."""
     if not isinstance(name, str):
         raise SrbenchError(f"method name must be a string, got {name!r}")
+    name, _ = split_options(name)
     if name.lower().startswith(CASCADE_PREFIX):
         from . import cascade
 
@@ -93,6 +130,7 @@ def create_method(name: str, device: Any = None, **options: Any) -> SRMethod:
     """
     if not isinstance(name, str):
         raise SrbenchError(f"method name must be a string, got {name!r}")
+    name, options = _merge_options(name, options)
     path = _spandrel_path(name)
     from . import trained
 

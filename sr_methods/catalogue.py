@@ -125,6 +125,10 @@ METHODS.register("rrdn-x16", "sr_methods.trained:build_shipped", kind="trained",
                              "(L1, T91 + BSDS500); needs `srbench assets fetch esrgan-thick-x8`")
 
 # the seed methods' own catalogue lines (each package lists what it ships)
+from .cdasr.catalogue import register as _register_cdasr  # noqa: E402
+from .ioda.catalogue import register as _register_ioda  # noqa: E402
 from .sfd.catalogue import register as _register_sfd  # noqa: E402
 
 _register_sfd(METHODS)
+_register_ioda(METHODS)
+_register_cdasr(METHODS)

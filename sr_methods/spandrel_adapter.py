@@ -129,8 +129,10 @@ class SpandrelMethod(SRMethod):
             raise SrbenchError(f"{self.name}: {_one_line(e)}") from None
         return self
 
-    def _run(self, x: torch.Tensor) -> torch.Tensor:
-        """One (tile of an) image: ``(B, 3, h, w)`` RGB -> ``(B, 3, h*s, w*s)`` float32 on ``self.device``."""
+    def _run(self, x: torch.Tensor, call: Any = None) -> torch.Tensor:
+        """One (tile of an) image: ``(B, 3, h, w)`` RGB -> ``(B, 3, h*s, w*s)`` float32 on ``self.device``.
+        ``call`` runs the network on the padded input (default: the descriptor, under inference mode;
+        adaptation passes the bare network call so that gradients flow)."""
         d = self.descriptor
         x = x.to(device=self.device, dtype=self.dtype)
         if d.input_channels == 1:
@@ -139,7 +141,7 @@ class SpandrelMethod(SRMethod):
             x = torch.cat([x, torch.ones_like(x[:, :1])], dim=1)
         h, w = x.shape[-2:]
         x = pad_to(x, *_required_size(d.size_requirements, h, w))
-        y = d(x)[..., : h * d.scale, : w * d.scale]
+        y = (call or d)(x)[..., : h * d.scale, : w * d.scale]
         if y.shape[1] == 1:
             y = y.expand(-1, 3, -1, -1)
         return y[:, :3].float()

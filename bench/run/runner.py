@@ -186,8 +186,13 @@ def validate_names(spec: RunSpec) -> list[Dataset]:
             except SrbenchError:  # missing here: recorded as a 'missing' cell by the run
                 pass
     for m in spec.methods:
-        info = sr_methods.method_info(m.name)
-        sr_methods._check_options(m.name, info["options"], m.options)
+        name, options = sr_methods._merge_options(m.name, m.options)
+        info = sr_methods.method_info(name)
+        sr_methods._check_options(name, info["options"], options)
+        if m.adapt is not None and not info.get("adaptive"):
+            adaptive = [n for n in sr_methods.list_methods() if sr_methods.METHODS.get(n).meta.get("adaptive")]
+            raise SrbenchError(f"method {m.label!r} cannot adapt (adapt = ... asks for it); methods that adapt: "
+                               f"{', '.join(adaptive)}")
     for name in spec.metrics:
         iqa.METRICS.get(name)
     return datasets
@@ -246,6 +251,9 @@ class Runner:
         for m in self.spec.methods:
             try:
                 assets = tuple(sr_methods.method_info(m.name).get("assets", ()))
+                base = sr_methods.split_options(m.name)[1].get("base", m.options.get("base"))
+                if isinstance(base, str):  # an adaptive method around a catalogue network needs its assets too
+                    assets += tuple(a for a in sr_methods.method_info(base).get("assets", ()) if a not in assets)
                 methods[m.label] = self._with_assets(f"method {m.label}", assets, lambda: sr_methods.create_method(
                     m.name, device=dev, **m.options))
             except SrbenchError as e:
@@ -335,6 +343,7 @@ class Runner:
     def _fingerprint(self, ds: str, deg: Degradation, m: MethodSpec) -> str:
         weights = self._method_hashes.get(m.label, []) + self._metric_hashes
         payload = {"dataset": ds, "degradation": deg.key, "method": [m.name, m.options], "metrics": self.spec.metrics,
+                   **({"adapt": m.adapt.to_dict()} if m.adapt is not None else {}),
                    "protocol": self.protocol.name, "seed": self.spec.seed, "save_sr": self.spec.save_sr,
                    **({"limit": self.spec.limit} if self.spec.limit is not None else {}),
                    **({"weights": weights} if weights else {})}
@@ -367,6 +376,12 @@ class Runner:
             fp = self._fingerprint(ds.name, deg, mspec)
             mctx = {**ctx, "method": mspec.label}
             method = methods.get(mspec.label)
+            if mspec.adapt is not None:
+                from bench.run.adapt import AdaptedCell
+
+                AdaptedCell(self, ds, deg, mspec, method, fp, ctx).run(items, empty, missing, bad_methods, dev, metrics,
+                                                                        bad_metrics)
+                continue
             for line in cell.set_aside_corrupt():
                 self.echo(f"!! {line}")
             if self._reusable(cell, fp, items):
@@ -411,7 +426,7 @@ class Runner:
         return hr, lr
 
     def _run_cell(self, cell: Cell, fp: str, ds: Dataset, deg: Degradation, items: list[ImageItem], method,
-                  dev: torch.device, metrics: dict, bad_metrics: dict, ctx: dict) -> None:
+                  dev: torch.device, metrics: dict, bad_metrics: dict, ctx: dict, extra: dict | None = None) -> None:
         from tqdm import tqdm
 
         done = cell.finished_images(self._retry_mask)
@@ -431,7 +446,7 @@ class Runner:
         t = cell.timings()
         summary = {"status_detail": "ran", "n_images": len(items), "device": str(dev),
                    "seconds_per_image": float(t["seconds"].mean()) if len(t) else None,
-                   "peak_mb": peak.mb, "peak_kind": peak.kind}
+                   "peak_mb": peak.mb, "peak_kind": peak.kind, **(extra or {})}
         cell.finish(fp, summary, keep={it.id for it in items})
         self._report_cell(cell)
 

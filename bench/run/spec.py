@@ -11,6 +11,8 @@ A spec comes from a TOML file (``srbench run --spec run.toml``) or from CLI flag
     seed = 0
     device = "auto"      # "cpu", "cuda", "cuda:1", or "auto" (CUDA when available)
     save_sr = false      # also keep the SR images as PNG in the run folder
+    # few-shot adaptation (bench.run.adapt): k target LR images per cell, N steps, scored on the rest
+    # methods = [{ name = "ioda", base = "craft-x4", adapt = { shots = 1, steps = 100, seed = 0 } }]
     limit = 20           # optional: only the first 20 images (sorted by id) of each dataset
     max_pixels = 64000000  # optional: refuse larger images (default 64 megapixels; 0: no limit)
 
@@ -50,6 +52,7 @@ class MethodSpec:
     name: str
     label: str
     options: dict[str, Any] = field(default_factory=dict)
+    adapt: Any = None  # an AdaptSpec (bench.run.adapt): few-shot adaptation per cell, else None
 
     @classmethod
     def parse(cls, item: str | dict[str, Any]) -> "MethodSpec":
@@ -59,8 +62,19 @@ class MethodSpec:
             raise SrbenchError(f"a method must be a name or a table with a 'name' key, got {item!r}")
         if not isinstance(item["name"], str) or not isinstance(item.get("label", ""), str):
             raise SrbenchError(f"a method's name and label must be text, got {item!r}")
-        options = {k: v for k, v in item.items() if k not in ("name", "label")}
-        return cls(item["name"], item.get("label", item["name"]), options)
+        options = {k: v for k, v in item.items() if k not in ("name", "label", "adapt")}
+        adapt = None
+        if "adapt" in item:
+            from bench.run.adapt import AdaptSpec
+
+            adapt = AdaptSpec.parse(item["adapt"], f"method {item.get('label', item['name'])!r}: adapt")
+        return cls(item["name"], item.get("label", item["name"]), options, adapt)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = {"name": self.name, "label": self.label, "options": dict(self.options)}
+        if self.adapt is not None:  # absent otherwise: the digest of earlier run folders stays as it was
+            d["adapt"] = self.adapt.to_dict()
+        return d
 
 
 _KEYS = {"datasets", "scales", "methods", "metrics", "protocol", "seed", "device", "save_sr", "data_root", "limit",
@@ -194,7 +208,7 @@ class RunSpec:
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
-        d["methods"] = [asdict(m) for m in self.methods]
+        d["methods"] = [m.to_dict() for m in self.methods]
         for key in ("max_pixels", "degradations"):  # keeps the digest of default run folders as it was
             if not d[key]:
                 del d[key]

@@ -137,6 +137,18 @@ def test_reference_scores_the_same_images_and_the_record_is_complete(tmp_path, m
     assert set(df["status"]) == {"ok"} and any("adapting on" in line for line in lines)
     psnr = df[df["metric"] == "psnr"].pivot(index="image", columns="method", values="value")
     assert (psnr[LABEL] != psnr[REF]).any()  # the adapted network is another network
+    # the report: the record, and the gain over the same images (against the reference; the base,
+    # a spandrel file, is not in the run)
+    from bench.report.leaderboard import build, markdown
+
+    rep = build([tmp_path / "run"])
+    assert rep.leaderboards[0].methods == ["bicubic", LABEL, REF]
+    (gain,) = rep.adaptation_gains
+    diff = (psnr[LABEL] - psnr[REF]).dropna()
+    assert gain["against"] == REF and gain["n"] == 3 and gain["delta"] == pytest.approx(float(diff.mean()), abs=1e-12)
+    assert gain["lo"] <= gain["delta"] <= gain["hi"]
+    text = markdown(rep)
+    assert "## Few-shot adaptation" in text and rec["sha256"][:16] in text and ", ".join(rec["shots"]) in text
 
 
 def test_resume_after_kill_keeps_the_adapted_weights(tmp_path, monkeypatch, parts):

@@ -226,6 +226,8 @@ class Report:
     leaderboards: list[Leaderboard]
     notes: list[str] = field(default_factory=list)
     reference: str | None = None
+    adaptation: list[Any] = field(default_factory=list)  # bench.report.adaptation.AdaptEntry of adapted cells
+    adaptation_gains: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def any_circular(self) -> bool:
@@ -315,7 +317,11 @@ def _order(values, preferred) -> list:
 def _spec_order(df: pd.DataFrame, manifests: list[dict[str, Any]]) -> tuple[list, list, list]:
     """``(methods, datasets, metrics)`` of ``df`` in the runs' spec order (then order of appearance)."""
     specs = [m.get("spec", {}) for m in manifests]
-    methods = _order(df["method"], [m["label"] for s in specs for m in s.get("methods", []) if "label" in m])
+    from bench.run.adapt import reference_label
+
+    labels = [lab for s in specs for m in s.get("methods", []) if "label" in m
+              for lab in ([m["label"], reference_label(m["label"])] if m.get("adapt") else [m["label"]])]
+    methods = _order(df["method"], labels)
     datasets = _order(df["dataset"], [d for s in specs for d in s.get("datasets", [])])
     present = [m for m in dict.fromkeys(df["metric"]) if m != "*"]
     metrics = _order(present, [m for s in specs for m in s.get("metrics", [])])
@@ -713,7 +719,11 @@ def build(runs: list[Path], reference: str | None = DEFAULT_REFERENCE) -> Report
     timings = _ordered_timings(timings, df)
     lbs = build_leaderboards(df, manifests, reference)
     ref = lbs[0].reference if lbs else None
-    return Report(runs, df, timings, manifests, lbs, dup_notes + notes(df), ref)
+    from bench.report.adaptation import adaptation_entries, gain_rows
+
+    entries = adaptation_entries(runs)
+    gains = gain_rows(df, entries, [lb.metric for lb in lbs]) if entries else []
+    return Report(runs, df, timings, manifests, lbs, dup_notes + notes(df), ref, entries, gains)
 
 
 def _legend(rep: Report) -> str:
@@ -742,6 +752,10 @@ def markdown(rep: Report, with_reference: bool = True) -> str:
                                 f"[{int(LEVEL * 100)} % bootstrap interval]; better/worse = the interval excludes 0, "
                                 "n.s. = it does not, same = identical scores on every image."), "",
                       vs_reference_markdown(lb), ""]
+    if rep.adaptation:
+        from bench.report.adaptation import adaptation_markdown
+
+        parts += [adaptation_markdown(rep.adaptation, rep.adaptation_gains), ""]
     if rep.notes:
         parts += ["## Notes", "", *[f"- {md_escape(x)}" for x in rep.notes], ""]
     parts += ["## Provenance", "", *[f"- {md_escape(x)}" for x in provenance_lines(rep.runs, rep.manifests)], ""]
@@ -910,6 +924,10 @@ def write_report(runs: list[Path], out: Path, *, reference: str | None = DEFAULT
         body = [section_html("Leaderboards", text_html(intro),
                              *(subsection_html(f"{lb.metric.upper()} ({lb.direction})", leaderboard_html(lb))
                                for lb in rep.leaderboards))]
+        if rep.adaptation:
+            from bench.report.adaptation import adaptation_html
+
+            body.append(adaptation_html(rep.adaptation, rep.adaptation_gains))
 
         def grid(kind: str, infos: list) -> str:
             return figure_grid_html(*(figure_html(f.png, f.caption, svg_path=f.svg) for f in infos),

@@ -180,7 +180,7 @@ class AdaptedCell:
         rest = [it for it in items if it.id not in set(shots)]
         shot_items = [it for it in items if it.id in set(shots)]
         record = {"shots": shots, "steps": m.adapt.steps, "seed": m.adapt.seed, "k": m.adapt.shots,
-                  "scored": len(rest), "reference": ref_label}
+                  "scored": len(rest), "reference": ref_label, "base": self._base_name()}
         mctx = {**self.ctx, "method": label}
         if r._reusable(cell, self.fp, rest):
             r._report_cell(cell, cached=True)
@@ -210,6 +210,15 @@ class AdaptedCell:
             r._run_cell(ref, ref_fp, self.ds, self.deg, rest, self.method, dev, metrics, bad_metrics,
                         {**self.ctx, "method": ref_label},
                         extra={"adaptation": {"reference_of": label, "shots": shots, "k": m.adapt.shots}})
+
+    def _base_name(self) -> str | None:
+        """The catalogue network the method adapts (IODA's ``base`` option, CDASR's catalogue
+        ``base``), so that the report can set the adapted method against it."""
+        import sr_methods
+
+        name, options = sr_methods._merge_options(self.mspec.name, self.mspec.options)
+        base = options.get("base") or sr_methods.method_info(name).get("base")
+        return base if isinstance(base, str) else None
 
     # -- the adapted method ------------------------------------------------------------------------------
     def _adapted(self, shot_items: list[Any], record: dict[str, Any]) -> tuple[Any, dict[str, Any]]:

@@ -149,6 +149,11 @@ def test_reference_scores_the_same_images_and_the_record_is_complete(tmp_path, m
     assert gain["lo"] <= gain["delta"] <= gain["hi"]
     text = markdown(rep)
     assert "## Few-shot adaptation" in text and rec["sha256"][:16] in text and ", ".join(rec["shots"]) in text
+    from bench.report.leaderboard import write_report
+
+    write_report([tmp_path / "run"], tmp_path / "report", plots=False, echo=lambda s: None)
+    page = (tmp_path / "report" / "index.html").read_text()
+    assert "Few-shot adaptation" in page and rec["sha256"][:16] in page
 
 
 def test_resume_after_kill_keeps_the_adapted_weights(tmp_path, monkeypatch, parts):

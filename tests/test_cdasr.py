@@ -322,3 +322,19 @@ def test_bad_options_and_test_images_are_refused(tmp_path, data_root, base8, vgg
     shutil.copy(next((data_root / "train" / "t91").glob("*.png")), data_root / "set5" / "leak.png")
     with pytest.raises(SrbenchError, match="never train on a test set"):
         run(tmp_path, "leak", data_root, cfg, opts)
+
+
+@pytest.mark.parametrize("scale", [8, 16])
+def test_the_shipped_checkpoints_are_the_catalogues_and_hold_the_module_alone(scale):
+    import sr_methods
+    from iqa.assets import file_sha256
+    from sr_methods.trained import read_checkpoint
+
+    meta = sr_methods.METHODS.get(f"cdasr-vgg16-x{scale}").meta
+    path = Path(sr_methods.__file__).parent / "data" / meta["file"]
+    assert file_sha256(path) == meta["sha256"] and path.stat().st_size < 10 << 20
+    tensors, rec, _ = read_checkpoint(path)
+    assert rec["method"] == "cdasr" and rec["arch"] == "cdasr" and rec["scale"] == scale
+    assert rec["base"]["name"] == meta["base"] and rec["arch_options"]["base"] == meta["base"]
+    assert rec["backbone"]["backbone"] == "vgg16" and rec["arch_options"]["backbone_sha256"]
+    assert all(k.startswith("dam.") and v.dtype == torch.float16 for k, v in tensors.items())

@@ -37,9 +37,20 @@ an average, and the DAM starts as the identity (zero fusion), so an EMA would mo
 untrained start in a run of a few hundred iterations.
 
 **Presets** (``--config``): ``cpu-x8`` / ``cpu-x16``: HR patches 128 / 256 px (LR 16 px), batch 4
-(2 support + 2 query), the VGG16 backbone at 224 px, validation on 8 Kodak24 central crops of 256
-px; iteration counts sized from measured step times on one core (see the presets' comments).
-``gpu-x8`` / ``gpu-x16``: 20 000 meta-iterations, batch 16, HR 256 / 512, all 24 Kodak24 images.
+(2 support + 2 query), the VGG16 backbone at 224 px, 150 / 100 meta-iterations, validation on 8
+Kodak24 central crops of 256 px (bicubic LR). Measured with ``OMP_NUM_THREADS=1`` on a 2-core CPU
+shared with other jobs: 3.7-4.5 s per x8 iteration and 5.3-6.8 s per x16 iteration alone
+(two inner steps, each a VGG16 forward/backward at 224 px, dominate), so the runs took 678 s and
+548 s of training. Kodak24 (8 crops; PSNR-Y / SSIM / LPIPS / DISTS), the unadapted module against
+its base (``examples/train/cdasr-base-x8.toml``, ``-x16.toml``: 0 steps, the base exactly):
+x8 24.20 / 0.513 / 0.601 / 0.354 against 24.33 / 0.529 / 0.640 / 0.355; x16 22.37 / 0.444 /
+0.806 / 0.448 against 22.54 / 0.463 / 0.797 / 0.452. So the meta-trained x8 module trades 0.13
+dB for a lower LPIPS before any adaptation; x16's 100 iterations on 16-px LR patches lose on three
+of the four figures. A few-shot check at x8 (4 central 256-px crops of Kodak24 images 9-12 to
+adapt on, 10 steps with 32-px crops; scored on images 13-16): bdn-x8 PSNR-Y 24.08 (base) / 24.05
+(unadapted) / 24.11 (adapted), LPIPS 0.725 / 0.661 / 0.675; x8 24.19 / 24.14 / 24.21, LPIPS 0.715
+/ 0.655 / 0.666. ``gpu-x8`` / ``gpu-x16``: 20 000 meta-iterations, batch 16, HR 256 / 512, all 24
+Kodak24 images (not run here).
 """
 
 from __future__ import annotations

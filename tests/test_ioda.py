@@ -199,6 +199,20 @@ def test_ioda_adapts_a_copy_deterministically_and_restores_it(ioda):
         ioda.adapt([torch.rand(3, 8, 8)], steps=1, seed=0, source=_source)
 
 
+def test_a_frozen_base_still_adapts_but_stays_frozen(ioda):
+    """A loaded srbench checkpoint comes with requires_grad off: the copy trains all the same, the
+    base keeps its flags and weights."""
+    from sr_methods.adapt import trainable_network
+
+    net = trainable_network(ioda.base, 4)
+    net.requires_grad_(False)
+    before = _params(ioda)
+    a = ioda.adapt([torch.rand(1, 3, 8, 8)], steps=1, seed=0, source=_source, echo=lambda s: None)
+    assert any(not torch.equal(v, before[k]) for k, v in a.adapted_state().items())
+    assert not any(p.requires_grad for p in net.parameters())
+    assert all(torch.equal(v, before[k]) for k, v in _params(ioda).items())
+
+
 def test_one_ioda_step_follows_the_loss_with_the_papers_optimiser(ioda, monkeypatch):
     """The first step's update is Adam(lr, betas (0, 0.99^0.8)) on the gradient of the directional
     loss of E's embeddings, recomputed here from the same crops, masks and source batch."""

@@ -125,6 +125,11 @@ class IODAMethod(AdaptiveMethod):
         target = copy_method(self.base)
         net_t, net_s = trainable_network(target, s), trainable_network(self.base, s)
         net_t.train()
+        # a loaded checkpoint comes frozen: the copy trains, except parts its network keeps frozen
+        # (the x8 base inside rrdn-x16's stage network)
+        frozen = net_t.frozen_keys() if hasattr(net_t, "frozen_keys") else set()
+        for name, p in net_t.named_parameters():
+            p.requires_grad_(name not in frozen)
         params = [p for p in net_t.parameters() if p.requires_grad]
         if not params:
             raise SrbenchError(f"{self.name}: the base network has no trainable parameter")

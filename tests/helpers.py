@@ -114,6 +114,18 @@ def tiny_clip(folder: Path, seed: int = 0) -> tuple[Path, Path]:
     return config, weights
 
 
+def random_vgg16(path: Path, seed: int = 0) -> Path:
+    """A random VGG16 ``features`` state dict (float16 safetensors, torchvision's keys)."""
+    import torch
+    from safetensors.torch import save_file
+
+    from iqa.weights import vgg16_features
+
+    torch.manual_seed(seed)
+    save_file({k: v.half().contiguous() for k, v in vgg16_features().state_dict().items()}, str(path))
+    return path
+
+
 def tiny_rrdn(path: Path, scale: int = 4, seed: int = 0) -> Path:
     """A tiny random RRDN in the converted format (safetensors + config metadata)."""
     import json

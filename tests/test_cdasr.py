@@ -16,22 +16,14 @@ import torch
 import torch.nn.functional as F
 
 from iqa.errors import SrbenchError
-from tests.helpers import run_killed_at, tiny_clip, tiny_rrdn, tiny_train_root
+from tests.helpers import random_vgg16, run_killed_at, tiny_clip, tiny_rrdn, tiny_train_root
 
 SMALL = {"embed_size": 32, "hidden": (16, 8)}
 
 
 @pytest.fixture(scope="module")
 def vgg_file(tmp_path_factory) -> Path:
-    """A random VGG16 ``features`` state dict (float16 safetensors, torchvision's keys)."""
-    from safetensors.torch import save_file
-
-    from iqa.weights import vgg16_features
-
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("vgg") / "vgg16-random.safetensors"
-    save_file({k: v.half().contiguous() for k, v in vgg16_features().state_dict().items()}, str(path))
-    return path
+    return random_vgg16(tmp_path_factory.mktemp("vgg") / "vgg16-random.safetensors")
 
 
 @pytest.fixture(scope="module")

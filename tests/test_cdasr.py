@@ -266,6 +266,21 @@ def test_training_resumes_to_the_same_module_and_the_catalogue_runs_it(tmp_path,
         sr_methods.create_method("cdasr-vgg16-x16", weights=str(whole))
     with pytest.raises(SrbenchError, match="weights file not found"):
         sr_methods.create_method("cdasr-vgg16-x8", weights=str(tmp_path / "none.safetensors"))
+    # ... and adapts through the harness's protocol: k = 1 of the cell, scored on the rest next to itself unadapted
+    from bench.run.adapt import AdaptSpec
+    from bench.run.runner import Runner
+    from bench.run.spec import MethodSpec, RunSpec
+    from bench.run.store import load_cells, load_scores
+
+    spec = RunSpec(datasets=("demo",), scales=(8,), metrics=("psnr",), limit=3, device="cpu",
+                   methods=(MethodSpec("cdasr-vgg16-x8", "cdasr", {"weights": str(whole)}, AdaptSpec(1, 2, 0)),))
+    Runner(spec, tmp_path / "bench", echo=lambda _: None, progress=False, fetch=False).run()
+    df, cells = load_scores(tmp_path / "bench"), {c["method"]: c for c in load_cells(tmp_path / "bench")}
+    rec = cells["cdasr"]["adaptation"]
+    assert rec["base"] == "esrgan-thick-x8" and rec["steps"] == 2 and rec["details"]["steps"] == 2
+    scored = set(df.loc[df["method"] == "cdasr", "image"])
+    assert len(scored) == 2 and scored == set(df.loc[df["method"] == "cdasr (unadapted)", "image"])
+    assert not scored & set(rec["shots"]) and set(df["status"]) == {"ok"}
 
 
 def test_x16_trains_the_module_in_the_x8_rrdn_under_the_stage(tmp_path, data_root, base16, vgg_file):

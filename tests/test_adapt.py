@@ -240,3 +240,15 @@ def test_cli_adapt_flags_apply_to_the_methods_that_adapt():
         with pytest.raises(SrbenchError, match=msg):
             _spec_from_args(args)
     assert json.loads(json.dumps(spec.to_dict()))["methods"][1]["adapt"] == {"shots": 1, "steps": 5, "seed": 0}
+
+
+def test_gain_table_has_one_column_per_metric_and_no_interval_from_one_image():
+    from bench.report.adaptation import gain_table
+
+    rows = [{"dataset": "d", "degradation": "x4", "method": "m", "against": "m (unadapted)", "n": n, "metric": metric,
+             "adapted": 30.0, "other": 29.9, "delta": 0.1, "lo": 0.05, "hi": 0.15, "verdict": "better"}
+            for n, metric in ((5, "psnr"), (5, "ssim"), (1, "lpips"))]
+    header, body = gain_table(rows)
+    assert header == ["dataset", "degradation", "method", "vs", "n", "psnr", "ssim", "lpips"]
+    assert body[0][:6] == ["d", "x4", "m", "m (unadapted)", "5", "+0.100 [+0.050, +0.150] better"]
+    assert body[1][-1] == "+0.1000 (1 image)" and len(body) == 2

@@ -8,8 +8,8 @@ Two tables, built from the cells' records and their per-image scores:
   (unadapted)``, scored on the same images), and minus the base network when the runs scored it
   under its catalogue name (IODA's ``base`` option, CDASR's catalogue ``base``), paired over the
   images both scored, with the 95 % paired bootstrap interval; better/worse when the interval
-  excludes 0 in the metric's direction, n.s. otherwise, ``n < 2`` when one image cannot give an
-  interval.
+  excludes 0 in the metric's direction, n.s. otherwise; a cell with one scored image shows its
+  difference alone (no interval from one image).
 
 Adaptation is a fixed number of steps; nothing is selected on the scored images.
 """
@@ -56,7 +56,7 @@ def _values(df: pd.DataFrame, e: AdaptEntry, method: str, metric: str) -> dict[s
 
 def _verdict(iv: Interval, higher: bool | None) -> str:
     if iv.n < 2:
-        return "n < 2"
+        return "one image"
     if iv.mean == 0 and iv.lo == 0 and iv.hi == 0:
         return "same"
     if not iv.excludes_zero or higher is None:
@@ -111,16 +111,18 @@ def record_table(entries: list[AdaptEntry]) -> tuple[list[str], list[list[str]]]
 
 
 def gain_table(rows: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
-    header = ["dataset", "degradation", "method", "metric", "vs", "n", "adapted", "vs value",
-              f"difference [{int(LEVEL * 100)} % interval]", "verdict"]
-    out = []
+    """One line per (cell, comparison), one column per metric: ``difference [interval] verdict``
+    (``difference (1 image)`` where one image gives no interval)."""
+    metrics = list(dict.fromkeys(r["metric"] for r in rows))
+    lines: dict[tuple, dict[str, str]] = {}
     for r in rows:
-        d = _decimals(r["metric"], [r["adapted"], r["other"]])
-        dd = d + 1
-        interval = "" if r["n"] < 2 else f" [{r['lo']:+.{dd}f}, {r['hi']:+.{dd}f}]"
-        out.append([r["dataset"], r["degradation"], r["method"], r["metric"], r["against"], str(r["n"]),
-                    f"{r['adapted']:.{d}f}", f"{r['other']:.{d}f}", f"{r['delta']:+.{dd}f}{interval}", r["verdict"]])
-    return header, out
+        dd = _decimals(r["metric"], [r["adapted"], r["other"]]) + 1
+        text = f"{r['delta']:+.{dd}f}"
+        text += " (1 image)" if r["n"] < 2 else f" [{r['lo']:+.{dd}f}, {r['hi']:+.{dd}f}] {r['verdict']}"
+        lines.setdefault((r["dataset"], r["degradation"], r["method"], r["against"], r["n"]), {})[r["metric"]] = text
+    header = ["dataset", "degradation", "method", "vs", "n", *metrics]
+    return header, [[d, g, m, vs, str(n), *(cells.get(k, "") for k in metrics)]
+                    for (d, g, m, vs, n), cells in lines.items()]
 
 
 INTRO = ("Few-shot adaptation: each method adapted on k LR images of the cell (drawn by the seed; no HR image "
@@ -137,8 +139,9 @@ def adaptation_markdown(entries: list[AdaptEntry], rows: list[dict[str, Any]]) -
 
     parts = ["## Few-shot adaptation", "", md_escape(INTRO), "", *table(*record_table(entries)), ""]
     if rows:
-        parts += [md_escape(f"Gain = adapted minus the other, paired over the same images, with its "
-                            f"{int(LEVEL * 100)} % bootstrap interval."), "", *table(*gain_table(rows)), ""]
+        parts += [md_escape(f"Gain = adapted minus the other (per metric), paired over the same n images, with its "
+                            f"{int(LEVEL * 100)} % bootstrap interval; better/worse = the interval excludes 0 in the "
+                            "metric's direction, n.s. = it does not."), "", *table(*gain_table(rows)), ""]
     return "\n".join(parts)
 
 

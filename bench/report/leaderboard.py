@@ -722,6 +722,8 @@ def build(runs: list[Path], reference: str | None = DEFAULT_REFERENCE) -> Report
     from bench.report.adaptation import adaptation_entries, gain_rows
 
     entries = adaptation_entries(runs)
+    first = {k: i for i, k in reversed(list(enumerate(zip(df["dataset"], df["degradation"], df["method"]))))}
+    entries.sort(key=lambda e: first.get((e.dataset, e.degradation, e.method), len(first)))  # the tables' order
     gains = gain_rows(df, entries, [lb.metric for lb in lbs]) if entries else []
     return Report(runs, df, timings, manifests, lbs, dup_notes + notes(df), ref, entries, gains)
 

@@ -558,3 +558,18 @@ def test_family_without_weights_names_every_missing_file():
     msg = str(e.value)
     assert "srbench assets fetch esrgan-thick-x2 esrgan-thick-x3 esrgan-thick-x4 esrgan-thick-x8" in msg
     assert "\n" not in msg
+
+
+def test_options_in_a_method_name():
+    from sr_methods import _merge_options, split_options
+
+    assert split_options("ioda[base=craft-x4, crop=48, lr=1e-5, x=true]") == (
+        "ioda", {"base": "craft-x4", "crop": 48, "lr": 1e-5, "x": True})
+    assert split_options("bicubic") == ("bicubic", {}) and split_options("spandrel:a[1].pth") == ("spandrel:a[1].pth", {})
+    for bad, msg in (("ioda[base]", "key=value pairs"), ("ioda[a=1,a=2]", "given twice")):
+        with pytest.raises(SrbenchError, match=msg):
+            split_options(bad)
+    with pytest.raises(SrbenchError, match="both in the name and as an option"):
+        _merge_options("ioda[crop=4]", {"crop": 8})
+    with pytest.raises(SrbenchError, match="unknown option 'nope' for method 'bicubic'"):
+        create_method("bicubic[nope=1]")

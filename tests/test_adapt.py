@@ -252,3 +252,12 @@ def test_gain_table_has_one_column_per_metric_and_no_interval_from_one_image():
     assert header == ["dataset", "degradation", "method", "vs", "n", "psnr", "ssim", "lpips"]
     assert body[0][:6] == ["d", "x4", "m", "m (unadapted)", "5", "+0.100 [+0.050, +0.150] better"]
     assert body[1][-1] == "+0.100 (1 image)" and body[1][5:7] == ["", ""] and len(body) == 2
+
+
+@pytest.mark.parametrize("name", sorted(p.stem for p in (Path(__file__).parents[1] / "examples" / "adapt").glob("*.toml")))
+def test_the_example_adaptation_specs_are_valid(name):
+    from bench.run.runner import validate_names
+
+    spec = RunSpec.from_toml(Path(__file__).parents[1] / "examples" / "adapt" / f"{name}.toml")
+    assert any(m.adapt is not None for m in spec.methods)
+    validate_names(spec)  # names, options, adapt on adaptive methods only (datasets may be absent here)

@@ -149,6 +149,7 @@ def test_reference_scores_the_same_images_and_the_record_is_complete(tmp_path, m
     assert gain["lo"] <= gain["delta"] <= gain["hi"]
     text = markdown(rep)
     assert "## Few-shot adaptation" in text and rec["sha256"][:16] in text and ", ".join(rec["shots"]) in text
+    assert any("scored on the images left after the adaptation draw" in n for n in rep.notes)
     from bench.report.leaderboard import write_report
 
     write_report([tmp_path / "run"], tmp_path / "report", plots=False, echo=lambda s: None)

@@ -725,7 +725,11 @@ def build(runs: list[Path], reference: str | None = DEFAULT_REFERENCE) -> Report
     first = {k: i for i, k in reversed(list(enumerate(zip(df["dataset"], df["degradation"], df["method"]))))}
     entries.sort(key=lambda e: first.get((e.dataset, e.degradation, e.method), len(first)))  # the tables' order
     gains = gain_rows(df, entries, [lb.metric for lb in lbs]) if entries else []
-    return Report(runs, df, timings, manifests, lbs, dup_notes + notes(df), ref, entries, gains)
+    adapt_notes = [f"adapted methods and their '(unadapted)' references are scored on the images left after the "
+                   f"adaptation draw ({', '.join(sorted({e.method for e in entries}))}), other methods on every "
+                   f"image: compare them in the few-shot adaptation section, paired over the same images"] \
+        if entries else []
+    return Report(runs, df, timings, manifests, lbs, dup_notes + notes(df) + adapt_notes, ref, entries, gains)
 
 
 def _legend(rep: Report) -> str:

@@ -1,0 +1,38 @@
+"""DePLSR (Scientific Reports 2025; official code XuBao12/DePLSR, no weights published):
+degradation priors from a vision-language model for real-world SR.
+
+Modules (nothing heavy is imported here):
+
+- ``degradations``: the adaptor's degradation sampler, ``degrade(hr, generator) -> (lq, params)``;
+  ``params.texts()`` (5 fine texts: blur, noise, jpeg, resize, ringing), ``full_text()``,
+  ``vectors()`` (the parametric "text") and ``targets()`` (blur sigma, noise level, JPEG quality).
+  Two stages, the second continuing from the first (the official code's restart bug fixed).
+- ``losses``: ``siglip_loss`` (open_clip's ``SigLipLoss`` reduction) and ``adaptor_loss``
+  (0.2 content + 0.3 degradation + 0.5 mean of the 5 fine terms).
+- ``adaptor``: the degradation adaptor, ``ClipDegradationAdaptor`` (frozen open_clip ViT + a
+  trainable copy with zero-initialised per-block controls, DA-CLIP style) and the offline
+  ``VGGDegradationAdaptor`` (``deplsr-vgg16-param``: frozen VGG16 content, a light trainable head
+  on early VGG maps, degradation parameters as learned "text" embeddings).
+
+NOTES (state of issue 14)
+-------------------------
+Exists: the sampler, the losses, both adaptor variants and their tests (``tests/test_deplsr.py``).
+
+Remains:
+
+- ``nets.py``: RealDAT (DAT: embed 180, 6 residual groups of 6 blocks, 6 heads, split [8, 32],
+  expansion 4) with a FusionBlock before each residual group (content + fine-degradation tokens
+  through Linear-ReLU-Linear-ReLU to 180, cross-attention prior -> image, (content, degradation)
+  pairs concatenated, image attends to them, MLP), and a lighter body for the shipped checkpoint;
+  FusionBlock shape/gradient tests.
+- ``method.py`` + catalogue lines; recipes ``deplsr-adaptor`` and ``deplsr`` in ``bench/train/``
+  (``cpu`` presets under an hour, ``gpu`` presets at the paper's scale; captions from
+  ``train/coco`` and ``train/celeba_mm`` ``captions.jsonl`` for the CLIP variant's content term;
+  ``realesrgan-x4`` LR on the fly; resume-equality tests).
+- the shipped checkpoint (fp16 safetensors within 20 MB, labelled as the lighter body).
+- the adaptor measurement: rank correlation of the fine embeddings with ``targets()`` on held-out
+  images; the ablation "without degradation tokens".
+- the must-show runs (RealSR-Canon x4, Set5/Set14/Urban100 and ACDC with ``realesrgan-x4``;
+  PSNR-Y/SSIM-Y with both shaves, LPIPS, DISTS; DePLSR, ablation, ``realesrgan-x4plus``, bicubic,
+  SFD-SR) in one report.
+"""

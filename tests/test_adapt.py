@@ -262,3 +262,10 @@ def test_the_example_adaptation_specs_are_valid(name):
     spec = RunSpec.from_toml(Path(__file__).parents[1] / "examples" / "adapt" / f"{name}.toml")
     assert any(m.adapt is not None for m in spec.methods)
     validate_names(spec)  # names, options, adapt on adaptive methods only (datasets may be absent here)
+
+
+def test_signed_differences_never_print_minus_zero():
+    from bench.report.adaptation import _signed
+
+    assert [_signed(v, 3) for v in (-0.0001, -0.0006, 0.0, 0.2, -1.5)] == ["+0.000", "-0.001", "+0.000", "+0.200",
+                                                                        "-1.500"]

@@ -110,6 +110,12 @@ def record_table(entries: list[AdaptEntry]) -> tuple[list[str], list[list[str]]]
     return header, rows
 
 
+def _signed(x: float, decimals: int) -> str:
+    """``x`` with its sign; never ``-0.000``."""
+    text = f"{x:+.{decimals}f}"
+    return "+" + text[1:] if text.startswith("-") and not text.strip("-0.") else text
+
+
 def gain_table(rows: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
     """One line per (cell, comparison), one column per metric: ``difference [interval] verdict``
     (``difference (1 image)`` where one image gives no interval)."""
@@ -117,8 +123,8 @@ def gain_table(rows: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
     lines: dict[tuple, dict[str, str]] = {}
     for r in rows:
         dd = _decimals(r["metric"], [r["adapted"], r["other"]]) + 1
-        text = f"{r['delta']:+.{dd}f}"
-        text += " (1 image)" if r["n"] < 2 else f" [{r['lo']:+.{dd}f}, {r['hi']:+.{dd}f}] {r['verdict']}"
+        text = _signed(r["delta"], dd)
+        text += " (1 image)" if r["n"] < 2 else f" [{_signed(r['lo'], dd)}, {_signed(r['hi'], dd)}] {r['verdict']}"
         lines.setdefault((r["dataset"], r["degradation"], r["method"], r["against"], r["n"]), {})[r["metric"]] = text
     header = ["dataset", "degradation", "method", "vs", "n", *metrics]
     return header, [[d, g, m, vs, str(n), *(cells.get(k, "") for k in metrics)]

@@ -35,4 +35,15 @@ Remains:
 - the must-show runs (RealSR-Canon x4, Set5/Set14/Urban100 and ACDC with ``realesrgan-x4``;
   PSNR-Y/SSIM-Y with both shaves, LPIPS, DISTS; DePLSR, ablation, ``realesrgan-x4plus``, bicubic,
   SFD-SR) in one report.
+
+SR networks (``nets.py``, tests ``tests/test_deplsr_nets.py``): ``FusionBlock`` (prior MLPs, prior
+tokens attend to the image, (content, fine_i) pairs concatenated on channels, the image attends to
+the 5 pairs, MLP; zero-initialised image-side output layers, so an untrained block is the
+identity), ``RealDAT`` (wraps a spandrel DAT: a FusionBlock before each residual group;
+19,045,371 parameters at the paper's x4 config vs the paper's 18.06 M, the gap in FusionBlock
+widths the facts do not give, see ``nets.py``) and ``FusedRRDN`` (the lighter body that ships:
+FusionBlocks before each RRDB of esrgan-thick-x4, base frozen outside the module tree or trained
+with ``train_base``; 1.33 M fusion parameters, 8.59 M with the base: 2.7 / 17.2 MB in fp16).
+``tokens="zero"`` on either network is the ablation "without the degradation tokens" (fine
+embeddings zeroed, content kept). The ``nets.py`` item of "Remains" is done; the rest remains.
 """

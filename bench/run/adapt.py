@@ -262,7 +262,7 @@ class AdaptedCell:
     def _source(self) -> SourceData | None:
         """Source training data at the cell's scale (one per runner and scale), or None when the
         method does not use it (its ``adapt`` takes no source) or none is found (said loudly)."""
-        cache = self.r.__dict__.setdefault("_adapt_sources", {})
+        cache = self.r._adapt_sources
         scale = self.deg.scale
         if scale not in cache:
             try:

@@ -216,6 +216,7 @@ class Runner:
         self._method_hashes: dict[str, list[str]] = {}
         self._metric_hashes: list[str] = []
         self._built_metrics: set[str] = set()
+        self._adapt_sources: dict[int, Any] = {}  # scale -> bench.run.adapt.SourceData (or None), built once
 
     # -- set-up -----------------------------------------------------------------------------------
     def _with_assets(self, what: str, assets: tuple[str, ...], build: Callable[[], Any]) -> Any:

@@ -426,6 +426,21 @@ def test_ctrl_c_while_srbench_starts_is_one_line(tmp_path):
         assert p.returncode in (130, -signal.SIGINT), (p.returncode, err)
 
 
+def test_an_import_broken_by_ctrl_c_is_one_line(monkeypatch, capsys):
+    """Ctrl-C inside numpy's C import surfaces as an ImportError on the retry: one line when a
+    SIGINT arrived during start-up, the error itself otherwise."""
+    import sys
+
+    import bench.entry as entry
+
+    monkeypatch.setitem(sys.modules, "bench.cli", None)  # importing it now raises ImportError
+    with pytest.raises(ImportError):
+        entry.main([])
+    monkeypatch.setattr(entry, "_interrupted", True)
+    assert entry.main([]) == 130
+    assert capsys.readouterr().err == "srbench: interrupted\n"
+
+
 def test_parts_written_before_the_cause_column_still_load(tmp_path):
     """Run folders of earlier versions have no `cause`: it is filled from the status and message."""
     run(tmp_path / "r", spec())

@@ -37,7 +37,7 @@ from torch import nn
 
 from .errors import SrbenchError
 
-__all__ = ["ClipBackbone", "SemanticBackbone", "VGG16Backbone", "build_backbone"]
+__all__ = ["ClipBackbone", "SemanticBackbone", "VGG16Backbone", "build_backbone", "build_trained_backbone"]
 
 _IMAGENET_MEAN = (0.485, 0.456, 0.406)
 _IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -268,3 +268,18 @@ def build_backbone(name: str = "vgg16", *, pretrained: str | None = "openai",
             clip_name, pretrained = clip_name.split("/", 1)
         bb = ClipBackbone(load_clip(clip_name, pretrained, weights=weights))
     return bb.to(device) if device is not None else bb
+
+
+def build_trained_backbone(name: str, weights: str | os.PathLike[str] | None = None, sha256: str | None = None, *,
+                           what: str = "the backbone") -> SemanticBackbone:
+    """The frozen backbone a trained module was trained on: `build_backbone` (an open_clip config
+    JSON has no pretrained tag), refused with one line when ``sha256`` is given and its weights file
+    has another (``what`` names the module in the message)."""
+    kw: dict[str, Any] = {"weights": os.fspath(weights) if weights else None}
+    if name.lower().endswith(".json"):
+        kw["pretrained"] = None
+    bb = build_backbone(name, **kw)
+    got = bb.provenance().get("sha256")
+    if sha256 and got != sha256:
+        raise SrbenchError(f"{what} {name} has sha256 {got}; it was trained on {sha256}")
+    return bb

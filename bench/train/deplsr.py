@@ -126,19 +126,10 @@ def build_adaptor(*, backbone: str = "vgg16", backbone_weights: str | None = Non
     """The adaptor of checkpoint arch ``deplsr-adaptor`` (untrained; load the checkpoint's tensors into
     it): ``backbone`` ``"vgg16"`` -> `VGGDegradationAdaptor`, else a CLIP model -> `ClipDegradationAdaptor`.
     ``backbone_sha256`` (a checkpoint's record) must match the backbone file found."""
-    import os
-
-    from iqa.semantic import VGG16Backbone, build_backbone
+    from iqa.semantic import VGG16Backbone, build_trained_backbone
     from sr_methods.deplsr.adaptor import ClipDegradationAdaptor, VGGDegradationAdaptor
 
-    kw: dict[str, Any] = {"weights": os.fspath(backbone_weights) if backbone_weights else None}
-    if backbone.lower().endswith(".json"):
-        kw["pretrained"] = None
-    bb = build_backbone(backbone, **kw)
-    got = bb.provenance().get("sha256")
-    if backbone_sha256 and got != backbone_sha256:
-        raise SrbenchError(f"the adaptor's backbone {backbone} has sha256 {got}, the adaptor was trained on "
-                           f"{backbone_sha256}")
+    bb = build_trained_backbone(backbone, backbone_weights, backbone_sha256, what="the adaptor's backbone")
     if isinstance(bb, VGG16Backbone):
         return VGGDegradationAdaptor(bb, levels=tuple(levels), width=int(width), text_hidden=int(text_hidden))
     return ClipDegradationAdaptor(bb, normalise=bool(normalise))

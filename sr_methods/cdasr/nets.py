@@ -28,7 +28,6 @@ Shapes: images ``(B, 3, h, w)`` float in ``[0, 1]``; RRDN features ``(B, C, h, w
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -199,19 +198,13 @@ def build_cdasr_network(*, base: str = "esrgan-thick-x8", base_path: str | None 
     and, where ``base_sha256`` / ``backbone_sha256`` are given (a checkpoint's record), must be
     the files the DAM was trained on. ``backbone``: ``"vgg16"``, ``"clip:MODEL/PRETRAINED"`` or an
     open_clip config JSON (tests); ``backbone_weights``: its weights file (default: found by name)."""
-    from iqa.semantic import build_backbone
+    from iqa.semantic import build_trained_backbone
 
     rrdn, stage, record = _load_base(base, base_path)
     if base_sha256 and record["sha256"] != base_sha256:
         raise SrbenchError(f"the CDASR base {base_path or base} has sha256 {record['sha256']}, the DAM was trained "
                            f"on {base_sha256}")
-    kw: dict[str, Any] = {"weights": os.fspath(backbone_weights) if backbone_weights else None}
-    if backbone.lower().endswith(".json"):
-        kw["pretrained"] = None
-    bb = build_backbone(backbone, **kw)
-    got = bb.provenance().get("sha256")
-    if backbone_sha256 and got != backbone_sha256:
-        raise SrbenchError(f"the CDASR backbone {backbone} has sha256 {got}, the DAM was trained on {backbone_sha256}")
+    bb = build_trained_backbone(backbone, backbone_weights, backbone_sha256, what="the CDASR backbone")
     if len(tuple(hidden)) != 2:
         raise SrbenchError(f"hidden must be two widths (the MLP's), got {hidden!r}")
     return CDASRNet(rrdn, bb, stage=stage, embed_size=embed_size, hidden=tuple(int(h) for h in hidden),

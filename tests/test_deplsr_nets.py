@@ -119,21 +119,26 @@ def tiny_realdat(**kw) -> tuple[RealDAT, nn.Module]:
     return RealDAT(copy.deepcopy(dat), prior_dim=D, **kw).eval(), dat
 
 
-def test_realdat_equals_dat_at_init_and_ablation():
-    net, dat = tiny_realdat()
-    assert [b.attn_x.heads for b in net.fusions] == [2, 2] and len(net.fusions) == 2
-    x = torch.rand(2, 3, 8, 8)
+def host_at_init(net, host, x, shape):
+    """``net`` computes exactly what ``host`` does at init, with and without the fine tokens; then,
+    its zero layers woken, ``(host output, output without fine tokens, output with them)``."""
     c, f = priors()
     with torch.no_grad():
-        ref = dat(x)
+        ref = host(x)
         y = net(x, c, f)
-        assert y.shape == (2, 3, 16, 16) and torch.equal(y, ref)
+        assert y.shape == shape and torch.equal(y, ref)
         net.tokens = "zero"
         assert torch.equal(net(x, c, f), ref)
         wake(net)
         zero = net(x, c, f)
         net.tokens = "fine"
-        fine = net(x, c, f)
+        return ref, zero, net(x, c, f)
+
+
+def test_realdat_equals_dat_at_init_and_ablation():
+    net, dat = tiny_realdat()
+    assert [b.attn_x.heads for b in net.fusions] == [2, 2] and len(net.fusions) == 2
+    ref, zero, fine = host_at_init(net, dat, torch.rand(2, 3, 8, 8), (2, 3, 16, 16))
     assert not torch.allclose(zero, fine) and not torch.allclose(fine, ref)
     # the DAT weights live under dat.: a DAT checkpoint loads into a RealDAT
     assert {k[4:] for k in net.state_dict() if k.startswith("dat.")} == set(dat.state_dict())
@@ -184,18 +189,8 @@ def test_paper_realdat_parameter_count():
 def test_fused_rrdn_equals_rrdn_at_init(rrdn, train_base):
     base = copy.deepcopy(rrdn)
     net = FusedRRDN(base, prior_dim=D, heads=2, train_base=train_base)
-    x = torch.rand(2, 3, 6, 5)
-    c, f = priors()
-    with torch.no_grad():
-        ref = rrdn(x)
-        y = net(x, c, f)
-        assert y.shape == (2, 3, 12, 10) and torch.equal(y, ref)
-        net.tokens = "zero"
-        assert torch.equal(net(x, c, f), ref)
-        wake(net)
-        zero = net(x, c, f)
-        net.tokens = "fine"
-        assert not torch.allclose(zero, net(x, c, f))
+    _, zero, fine = host_at_init(net, rrdn, torch.rand(2, 3, 6, 5), (2, 3, 12, 10))
+    assert not torch.allclose(zero, fine)
     keys = set(net.state_dict())
     if train_base:
         assert {k for k in keys if k.startswith("base.")} == {"base." + k for k in rrdn.state_dict()}

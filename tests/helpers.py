@@ -32,6 +32,27 @@ def write_manifest(folder: Path, name: str, body: str = "") -> Path:
     return path
 
 
+def paired_manifest(tmp_path: Path, monkeypatch, name: str, scales: list[int], folder_scale: int,
+                    extra: str = "", data: str = "data") -> Path:
+    """A RealSR-layout paired dataset ``name`` (``Test/{scale}/<id>_HR.png`` with
+    ``<id>_LR{scale}.png``): its manifest under ``tmp_path/manifests`` (made current with
+    ``SRBENCH_MANIFESTS``) and the empty folder ``tmp_path/data/name/Test/folder_scale``, returned."""
+    man = tmp_path / "manifests"
+    write_manifest(man, name, f"""
+        kind = "paired"
+        scales = {scales}
+        {extra}
+        [layout]
+        hr = "Test/{{scale}}/*_HR.png"
+        lr = "Test/{{scale}}/{{id}}_LR{{scale}}.png"
+        id_regex = "(?P<id>.+)_HR"
+        """)
+    monkeypatch.setenv("SRBENCH_MANIFESTS", str(man))
+    folder = tmp_path / data / name / "Test" / str(folder_scale)
+    folder.mkdir(parents=True)
+    return folder
+
+
 def faulty_images(folder: Path) -> dict[str, Path]:
     """One file per kind of fault the runner must survive; returns name -> path."""
     import cv2

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from helpers import photo, tiny_clip, tiny_spandrel_checkpoint, tiny_train_root, write_manifest
+from tests.helpers import paired_manifest, photo, tiny_clip, tiny_spandrel_checkpoint, tiny_train_root
 from PIL import Image
 
 from bench.run.adapt import AdaptSpec, pick_shots, reference_label
@@ -33,18 +33,7 @@ def parts(tmp_path_factory):
 
 
 def _pairs(tmp_path, monkeypatch, n=4, garbage_hr=False) -> Path:
-    man = tmp_path / "manifests"
-    write_manifest(man, "adapt-pairs", """
-        kind = "paired"
-        scales = [4]
-        [layout]
-        hr = "Test/{scale}/*_HR.png"
-        lr = "Test/{scale}/{id}_LR{scale}.png"
-        id_regex = "(?P<id>.+)_HR"
-        """)
-    monkeypatch.setenv("SRBENCH_MANIFESTS", str(man))
-    folder = tmp_path / "pairs" / "adapt-pairs" / "Test" / "4"
-    folder.mkdir(parents=True)
+    folder = paired_manifest(tmp_path, monkeypatch, "adapt-pairs", [4], 4, data="pairs")
     for i in range(n):
         hr = photo(48, 40, seed=i)
         if garbage_hr:

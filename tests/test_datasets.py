@@ -11,7 +11,7 @@ from PIL import Image
 
 from bench.run import datasets as D
 from iqa.errors import SrbenchError, UnknownNameError
-from tests.helpers import photo, write_manifest
+from tests.helpers import paired_manifest, photo, write_manifest
 
 REQUIRED = {"urban100", "set5", "set14", "bsd100", "manga109", "div2k-val", "realsr-canon", "acdc", "coco",
             "celeba-hq", "demo"}
@@ -86,19 +86,7 @@ def test_shared_layouts(shared_data):
 
 
 def test_paired_layout_and_check(tmp_path, monkeypatch):
-    man = tmp_path / "manifests"
-    write_manifest(man, "pairs-test", """
-        kind = "paired"
-        scales = [2]
-        count = 2
-        [layout]
-        hr = "Test/{scale}/*_HR.png"
-        lr = "Test/{scale}/{id}_LR{scale}.png"
-        id_regex = "(?P<id>.+)_HR"
-        """)
-    monkeypatch.setenv("SRBENCH_MANIFESTS", str(man))
-    root = tmp_path / "data" / "pairs-test" / "Test" / "2"
-    root.mkdir(parents=True)
+    root = paired_manifest(tmp_path, monkeypatch, "pairs-test", [2], 2, extra="count = 2")
     for i in range(2):
         Image.fromarray(photo(32, 32, i)).save(root / f"c_{i}_HR.png")
         Image.fromarray(photo(16, 16, i)).save(root / f"c_{i}_LR2.png")
@@ -361,19 +349,7 @@ def test_tests_never_touch_the_users_caches(tmp_path):
 def test_check_counts_the_scale_that_has_images(tmp_path, monkeypatch):
     """A copy of a paired dataset with pairs at x4 only (the shared RealSR sample) is a partial
     copy to report, not a missing dataset; likewise HR_mod3 copies alone."""
-    man = tmp_path / "manifests"
-    write_manifest(man, "pairs4-test", """
-        kind = "paired"
-        scales = [2, 4]
-        count = 2
-        [layout]
-        hr = "Test/{scale}/*_HR.png"
-        lr = "Test/{scale}/{id}_LR{scale}.png"
-        id_regex = "(?P<id>.+)_HR"
-        """)
-    monkeypatch.setenv("SRBENCH_MANIFESTS", str(man))
-    root = tmp_path / "data" / "pairs4-test" / "Test" / "4"
-    root.mkdir(parents=True)
+    root = paired_manifest(tmp_path, monkeypatch, "pairs4-test", [2, 4], 4, extra="count = 2")
     Image.fromarray(photo(32, 32)).save(root / "c_0_HR.png")
     Image.fromarray(photo(8, 8)).save(root / "c_0_LR4.png")
     assert D.Dataset("pairs4-test", tmp_path / "data").check() == [

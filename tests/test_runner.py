@@ -14,7 +14,7 @@ from bench.run.runner import Runner
 from bench.run.spec import MethodSpec, RunSpec
 from bench.run.store import RunLock, load_cells, load_scores, load_timings
 from iqa.errors import SrbenchError
-from tests.helpers import faulty_images, photo, tiny_spandrel_checkpoint, write_manifest
+from tests.helpers import faulty_images, paired_manifest, photo, tiny_spandrel_checkpoint, write_manifest
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -176,18 +176,7 @@ def test_kill_9_then_rerun_gives_the_uninterrupted_table(tmp_path):
 def test_real_pairs_use_the_lr_files(tmp_path, monkeypatch):
     """realsr-style pairs: LR files at HR/scale size are used as is; LR files registered at the HR
     size (as RealSR stores them) are shrunk by the scale; a pair that fits neither is an error row."""
-    man = tmp_path / "manifests"
-    write_manifest(man, "pairs-run-test", """
-        kind = "paired"
-        scales = [2]
-        [layout]
-        hr = "Test/{scale}/*_HR.png"
-        lr = "Test/{scale}/{id}_LR{scale}.png"
-        id_regex = "(?P<id>.+)_HR"
-        """)
-    monkeypatch.setenv("SRBENCH_MANIFESTS", str(man))
-    folder = tmp_path / "data" / "pairs-run-test" / "Test" / "2"
-    folder.mkdir(parents=True)
+    folder = paired_manifest(tmp_path, monkeypatch, "pairs-run-test", [2], 2)
     hr = photo(64, 64, 5)
     Image.fromarray(hr).save(folder / "small_HR.png")
     Image.fromarray(hr[::2, ::2]).save(folder / "small_LR2.png")        # LR at HR/2

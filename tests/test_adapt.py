@@ -254,7 +254,7 @@ def test_the_example_adaptation_specs_are_valid(name):
 
 
 def test_signed_differences_never_print_minus_zero():
-    from bench.report.adaptation import _signed
+    from bench.report.leaderboard import NumFormat
 
-    assert [_signed(v, 3) for v in (-0.0001, -0.0006, 0.0, 0.2, -1.5)] == ["+0.000", "-0.001", "+0.000", "+0.200",
-                                                                        "-1.500"]
+    assert [NumFormat(3)(v, True) for v in (-0.0001, -0.0006, 0.0, 0.2, -1.5)] == ["+0.000", "-0.001", "+0.000",
+                                                                                "+0.200", "-1.500"]

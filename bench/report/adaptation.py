@@ -55,13 +55,9 @@ def _values(df: pd.DataFrame, e: AdaptEntry, method: str, metric: str) -> dict[s
 
 
 def _verdict(iv: Interval, higher: bool | None) -> str:
-    if iv.n < 2:
-        return "one image"
-    if iv.mean == 0 and iv.lo == 0 and iv.hi == 0:
-        return "same"
-    if not iv.excludes_zero or higher is None:
-        return "n.s."
-    return "better" if (iv.mean > 0) == higher else "worse"
+    from bench.report.leaderboard import interval_verdict
+
+    return "one image" if iv.n < 2 else interval_verdict(iv, higher)
 
 
 def gain_rows(df: pd.DataFrame, entries: list[AdaptEntry], metrics: list[str], seed: int = 0) -> list[dict[str, Any]]:
@@ -91,11 +87,6 @@ def gain_rows(df: pd.DataFrame, entries: list[AdaptEntry], metrics: list[str], s
     return rows
 
 
-def _decimals(metric: str, values: list[float]) -> int:
-    big = max((abs(v) for v in values if v == v), default=0.0)
-    return 2 if big >= 10 else 3 if big >= 1 else 4
-
-
 def record_table(entries: list[AdaptEntry]) -> tuple[list[str], list[list[str]]]:
     header = ["dataset", "degradation", "method", "k", "adapted on", "steps", "seed", "seconds", "scored",
               "weights sha256"]
@@ -110,21 +101,17 @@ def record_table(entries: list[AdaptEntry]) -> tuple[list[str], list[list[str]]]
     return header, rows
 
 
-def _signed(x: float, decimals: int) -> str:
-    """``x`` with its sign; never ``-0.000``."""
-    text = f"{x:+.{decimals}f}"
-    return "+" + text[1:] if text.startswith("-") and not text.strip("-0.") else text
-
-
 def gain_table(rows: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
     """One line per (cell, comparison), one column per metric: ``difference [interval] verdict``
     (``difference (1 image)`` where one image gives no interval)."""
+    from bench.report.leaderboard import NumFormat, default_decimals
+
     metrics = list(dict.fromkeys(r["metric"] for r in rows))
     lines: dict[tuple, dict[str, str]] = {}
     for r in rows:
-        dd = _decimals(r["metric"], [r["adapted"], r["other"]]) + 1
-        text = _signed(r["delta"], dd)
-        text += " (1 image)" if r["n"] < 2 else f" [{_signed(r['lo'], dd)}, {_signed(r['hi'], dd)}] {r['verdict']}"
+        f = NumFormat(default_decimals([r["adapted"], r["other"]]) + 1)  # signed, never "-0.000"
+        text = f(r["delta"], True)
+        text += " (1 image)" if r["n"] < 2 else f" [{f(r['lo'], True)}, {f(r['hi'], True)}] {r['verdict']}"
         lines.setdefault((r["dataset"], r["degradation"], r["method"], r["against"], r["n"]), {})[r["metric"]] = text
     header = ["dataset", "degradation", "method", "vs", "n", *metrics]
     return header, [[d, g, m, vs, str(n), *(cells.get(k, "") for k in metrics)]

@@ -522,13 +522,18 @@ def cell_text(lb: Leaderboard, c: CellStat, *, ci: bool = True, bold: tuple[str,
 
 
 def verdict(lb: Leaderboard, iv: Interval) -> str:
+    """`interval_verdict` in the direction of ``lb``'s metric."""
+    return interval_verdict(iv, lb.higher_better)
+
+
+def interval_verdict(iv: Interval, higher_better: bool | None) -> str:
     """``same`` (every image scored identically: difference 0, interval [0, 0]), ``better`` /
-    ``worse`` (the interval of the difference excludes 0) or ``n.s.``."""
+    ``worse`` (the interval of the difference excludes 0, in the metric's direction) or ``n.s.``."""
     if iv.mean == 0 and iv.lo == 0 and iv.hi == 0:
         return "same"
-    if not iv.excludes_zero or lb.higher_better is None:
+    if not iv.excludes_zero or higher_better is None:
         return "n.s."
-    return "better" if (iv.mean > 0) == lb.higher_better else "worse"
+    return "better" if (iv.mean > 0) == higher_better else "worse"
 
 
 def _ref_parts(lb: Leaderboard, method: str, col) -> tuple[str, str | None]:

@@ -277,7 +277,7 @@ class AdaptedCell:
         real pairs read the LR file (and the HR header, for LR stored at the HR size); synthetic
         LR comes from the run's LR cache (made now from HR by the harness when absent)."""
         from bench.run.io import read_image, read_image_gray
-        from iqa.resize import imresize, modcrop
+        from bench.run.runner import shrink_registered
 
         deg = self.deg
         if deg.real:
@@ -285,11 +285,9 @@ class AdaptedCell:
                 raise SrbenchError(f"{item.hr}: no LR file for x{deg.scale}: cannot adapt on it")
             lr = read_image(item.lr).unsqueeze(0)
             if lr.shape[-2:] == image_size(item.hr):  # LR registered at the HR size (RealSR), as scoring does
-                lr = imresize(modcrop(lr, deg.scale), 1.0 / deg.scale, mode="matlab")
+                lr = shrink_registered(lr, deg.scale)
             return lr
-        from bench.run.store import safe_name
-
-        cache = self.r.out / "lr" / safe_name(self.ds.name) / deg.key / f"{safe_name(item.id)}.png"
+        cache = self.r.lr_cache(self.ds, deg, item)
         if cache.is_file():
             return read_image(cache).unsqueeze(0)
         hr, _ = read_image_gray(item.hr)

@@ -404,9 +404,13 @@ class Runner:
         cell.finish(fp, {"status_detail": status, "message": message, "n_images": 0}, keep={"*"})
         self._report_cell(cell)
 
+    def lr_cache(self, ds: Dataset, deg: Degradation, item: ImageItem) -> Path:
+        """Where the run caches the synthetic LR image of ``item``."""
+        return self.out / "lr" / safe_name(ds.name) / deg.key / f"{safe_name(item.id)}.png"
+
     def _lr_for(self, ds: Dataset, deg: Degradation, item: ImageItem, hr: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(HR, LR) as (1, 3, H, W) tensors; synthetic LR images are cached in the run folder."""
-        from iqa.resize import imresize, modcrop
+        from iqa.resize import modcrop
 
         if deg.real:
             if item.lr is None:
@@ -414,12 +418,12 @@ class Runner:
             lr = read_image(item.lr).unsqueeze(0)
             if lr.shape[-2:] == hr.shape[-2:]:  # RealSR stores LR registered at the HR size
                 hr = modcrop(hr, deg.scale)
-                lr = imresize(modcrop(lr, deg.scale), 1.0 / deg.scale, mode="matlab")
+                lr = shrink_registered(lr, deg.scale)
             elif (lr.shape[-2] * deg.scale, lr.shape[-1] * deg.scale) != tuple(hr.shape[-2:]):
                 raise SrbenchError(f"{item.lr}: LR size {tuple(lr.shape[-2:])} does not match HR "
                                    f"{tuple(hr.shape[-2:])} at x{deg.scale}")
             return hr, lr
-        cache = self.out / "lr" / safe_name(ds.name) / deg.key / f"{safe_name(item.id)}.png"
+        cache = self.lr_cache(ds, deg, item)
         if cache.is_file():
             return modcrop(hr, deg.scale), read_image(cache).unsqueeze(0)
         hr, lr = deg.apply(hr, seed=derive_seed(self.spec.seed, item.id, deg.key))
@@ -508,6 +512,14 @@ class Runner:
         if res.status == "missing" and res.message in self._said_missing:  # said in full on a !! line
             res = CellResult(**{**res.__dict__, "message": "see the !! line above"})
         self.echo(format_cell(res))
+
+
+def shrink_registered(lr: torch.Tensor, scale: int) -> torch.Tensor:
+    """An LR image stored registered at the HR size (RealSR), shrunk to the LR grid: cropped to a
+    multiple of ``scale``, then MATLAB bicubic by ``1 / scale``."""
+    from iqa.resize import imresize, modcrop
+
+    return imresize(modcrop(lr, scale), 1.0 / scale, mode="matlab")
 
 
 def _one_line(path: Path, e: BaseException) -> str:

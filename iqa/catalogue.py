@@ -17,6 +17,14 @@ METRICS.register("psnr", "iqa.fr:PSNR", kind="fr", higher_better=True, range=(0.
                  description="peak signal-to-noise ratio in dB (protocol decides Y/RGB and border)")
 METRICS.register("ssim", "iqa.fr:SSIM", kind="fr", higher_better=True, range=(-1.0, 1.0), backbone=None,
                  description="structural similarity, 11x11 Gaussian window (sigma 1.5), as BasicSR/MATLAB")
+METRICS.register("psnr-b2", "iqa.fr:PSNR", kind="fr", higher_better=True, range=(0.0, _INF), backbone=None,
+                 defaults={"crop_border": 2},
+                 description="PSNR with a border of 2 px at every scale (DePLSR's published x4 figures); Y/RGB "
+                             "and rounding from the protocol")
+METRICS.register("ssim-b2", "iqa.fr:SSIM", kind="fr", higher_better=True, range=(-1.0, 1.0), backbone=None,
+                 defaults={"crop_border": 2},
+                 description="SSIM with a border of 2 px at every scale (DePLSR's published x4 figures); Y/RGB "
+                             "and rounding from the protocol")
 METRICS.register("lpips", "iqa.lpips:LPIPS", kind="fr", higher_better=False, range=(0.0, _INF), backbone="alexnet",
                  assets=("alexnet",), description="LPIPS v0.1 with the AlexNet backbone")
 METRICS.register("lpips-vgg", "iqa.lpips:LPIPS_VGG", kind="fr", higher_better=False, range=(0.0, _INF),

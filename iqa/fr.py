@@ -314,11 +314,17 @@ class _PixelMetric(Metric):
 
     _options: tuple[str, ...] = ()  # names of the options the metric accepts
 
-    def __init__(self, protocol: str | Protocol = DEFAULT_PROTOCOL, **options: Any):
+    def __init__(self, protocol: str | Protocol = DEFAULT_PROTOCOL, *, crop_border: int | None = None,
+                 **options: Any):
         super().__init__()
-        _reject_options(self._name, {k: v for k, v in options.items() if k not in self._options}, self._options)
+        _reject_options(self._name, {k: v for k, v in options.items() if k not in self._options},
+                        ("crop_border", *self._options))
         self._init_options(**options)
         self.protocol = get_protocol(protocol)
+        if crop_border is not None and (isinstance(crop_border, bool) or not isinstance(crop_border, int)
+                                        or crop_border < 0):
+            raise SrbenchError(f"{self._name} option crop_border must be an integer >= 0, got {crop_border!r}")
+        self.crop_border = crop_border  # None: the protocol's border
         if self.protocol.backend not in ("srbench", "pyiqa"):
             raise SrbenchError(f"unknown backend {self.protocol.backend!r} in protocol {self.protocol.name!r}")
         self._pyiqa: dict[str, Any] = {}  # (name, border, device) -> pyiqa metric, built on first use
@@ -341,7 +347,7 @@ class _PixelMetric(Metric):
         if ref is None:
             raise SrbenchError(f"metric {self._name!r} is full-reference: pass ref")
         p = self.protocol
-        border = p.crop_border(scale)
+        border = p.crop_border(scale) if self.crop_border is None else self.crop_border
         if p.backend == "pyiqa":
             if p.quantize:
                 x, ref = quantize_uint8(x), quantize_uint8(ref)

@@ -9,6 +9,9 @@ is recorded in every score row.
 - ``pyiqa``: pyiqa's own ``psnry`` and ``ssim`` metrics with their defaults (Y channel, no border
   shave, float images), computed by calling pyiqa.
 - ``rgb-noshave``: SR output rounded to uint8, PSNR and SSIM over the three RGB channels, no shave.
+- ``basicsr-b2``: ``basicsr`` with a border of 2 pixels at every scale, the convention of DePLSR's
+  published test log (``crop_border: 2`` at x4). The metrics ``psnr-b2`` / ``ssim-b2`` score it
+  inside a run of any protocol (PSNR/SSIM with ``crop_border=2``), so one run shows both shaves.
 
 LPIPS/DISTS and no-reference metrics always see the RGB image, whole; only the uint8 rounding of
 the protocol applies to them.
@@ -29,8 +32,11 @@ class Protocol:
     quantize: bool  # round SR images to uint8 before scoring
     backend: str  # "srbench" (our implementation) or "pyiqa"
     description: str
+    border: int | None = None  # a fixed border at every scale (overrides shave_scale)
 
     def crop_border(self, scale: int) -> int:
+        if self.border is not None:
+            return self.border
         return scale if self.shave_scale else 0
 
 
@@ -40,6 +46,8 @@ PROTOCOLS: dict[str, Protocol] = {
         Protocol("basicsr", True, True, True, "srbench", "Y channel (BT.601), border = scale, uint8 outputs"),
         Protocol("pyiqa", True, False, False, "pyiqa", "pyiqa psnry/ssim defaults: Y channel, no shave, float"),
         Protocol("rgb-noshave", False, False, True, "srbench", "RGB channels, no shave, uint8 outputs"),
+        Protocol("basicsr-b2", True, True, True, "srbench",
+                 "Y channel (BT.601), border = 2 px at every scale (DePLSR's test log), uint8 outputs", border=2),
     )
 }
 

@@ -44,6 +44,8 @@ ARCHS: dict[str, str] = {
     "rrdn": "sr_methods.sfd.nets:rrdn_from_config",
     "rrdn-x2-stage": "sr_methods.rrdn_stage:build_stage_network",
     "cdasr": "sr_methods.cdasr.nets:build_cdasr_network",
+    "deplsr-adaptor": "sr_methods.deplsr.adaptor:build_adaptor",
+    "deplsr": "sr_methods.deplsr.nets:build_deplsr_network",
 }
 
 
@@ -141,9 +143,13 @@ class TrainedMethod(SRMethod):
         from .tiling import tiled_upscale
 
         x = lr.to(self.device, torch.float32)
+        net = self.net
+        if hasattr(net, "priors"):  # conditioned on the whole image's priors (DePLSR): one set for every tile
+            priors = net.priors(x)
+            net = lambda t: self.net(t, priors)  # noqa: E731
         if self.tile:
-            return tiled_upscale(self.net, x, scale, self.tile, self.tile_overlap, blend=self.tile_blend)
-        return self.net(x)
+            return tiled_upscale(net, x, scale, self.tile, self.tile_overlap, blend=self.tile_blend)
+        return net(x)
 
     def to(self, device: Any) -> "TrainedMethod":
         super().to(device)

@@ -201,6 +201,9 @@ def test_fused_rrdn_equals_rrdn_at_init(rrdn, train_base):
 
 
 def test_fused_rrdn_frozen_base_trains_fusions_only(rrdn):
+    # seeded: with the tiny host's 4 channels, the content MLP's final ReLU can be dead for both
+    # samples under some initialisations (then its gradient is truly zero)
+    torch.manual_seed(0)
     net = FusedRRDN(copy.deepcopy(rrdn), prior_dim=D, heads=2)
     wake(net)
     net.train()

@@ -135,7 +135,8 @@ def test_training_resumes_to_the_same_adaptor(tmp_path, data_root, clip_files, m
 
 
 def test_vgg16_checkpoint_holds_the_trainable_parts_and_rebuilds(tmp_path, data_root, vgg_file):
-    from bench.train.deplsr import DePLSRAdaptor, build_adaptor
+    from bench.train.deplsr import DePLSRAdaptor
+    from sr_methods.deplsr.adaptor import build_adaptor
     from iqa.assets import sha256_file
     from sr_methods.trained import read_checkpoint
 

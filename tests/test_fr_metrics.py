@@ -114,6 +114,23 @@ def test_parity_basicsr_set5_set14(shared_data, basicsr_metrics, dataset, scale)
     print(f"{dataset} x{scale}: max |dPSNR| {worst_p:.2e} dB, max |dSSIM| {worst_s:.2e}")
 
 
+def test_border_2_metrics_and_protocol_match_basicsr_crop_border_2(shared_data, basicsr_metrics):
+    # DePLSR's published x4 figures shave 2 px: psnr-b2 / ssim-b2 (in a run of any protocol) and the
+    # protocol basicsr-b2 give BasicSR's calculate_psnr/ssim(crop_border=2, test_y_channel=True)
+    pairs = _pairs(str(shared_data), "set5", 4)
+    for name, sr, hr in pairs:
+        x, ref = _to_tensor(sr), _to_tensor(hr)
+        for metric, fn in (("psnr", basicsr_metrics.calculate_psnr), ("ssim", basicsr_metrics.calculate_ssim)):
+            expected = fn(sr[..., ::-1], hr[..., ::-1], 2, input_order="HWC", test_y_channel=True)
+            tol = PSNR_TOL if metric == "psnr" else SSIM_TOL
+            assert abs(iqa.create_metric(f"{metric}-b2")(x, ref, scale=4).item() - expected) < tol, name
+            assert abs(iqa.create_metric(metric, protocol="basicsr-b2")(x, ref, scale=4).item() - expected) < tol
+            shave4 = iqa.create_metric(metric)(x, ref, scale=4).item()
+            assert shave4 != pytest.approx(expected, abs=tol)  # the shave matters
+    with pytest.raises(SrbenchError, match="crop_border"):
+        iqa.create_metric("psnr", crop_border=-1)
+
+
 def test_parity_basicsr_urban100_first(shared_data, basicsr_metrics):
     pairs = _pairs(str(shared_data), "urban100", 4, 0, URBAN_FAST)
     worst_p, worst_s = _check_parity(basicsr_metrics, pairs, 4)
@@ -378,7 +395,9 @@ def test_module_errors():
     with pytest.raises(SrbenchError, match="scale"):
         m(x, ref, scale=0)
     with pytest.raises(SrbenchError, match="unknown option"):
-        PSNR(crop_border=4)
+        PSNR(border=4)
+    with pytest.raises(SrbenchError, match="crop_border must be"):
+        PSNR(crop_border=True)
     with pytest.raises(SrbenchError, match="unknown option"):
         iqa.create_metric("ssim", window=7)
     with pytest.raises(UnknownNameError, match="did you mean"):

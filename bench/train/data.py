@@ -87,23 +87,35 @@ class PatchSampler:
         if patch % self.deg.scale:
             raise SrbenchError(f"the HR patch ({patch}) must be a multiple of the scale x{self.deg.scale}")
         self.patch, self.batch, self.seed, self.augment = patch, batch, seed, augment
-        pics = [read_uint8(p) for p in images]
-        self.images = [a for a in pics if min(a.shape[:2]) >= patch]
+        pics = [(Path(p), read_uint8(p)) for p in images]
+        kept = [(p, a) for p, a in pics if min(a.shape[:2]) >= patch]
+        self.paths, self.images = [p for p, _ in kept], [a for _, a in kept]
         if not self.images:
             raise SrbenchError(f"no training image is at least {patch}x{patch} pixels")
 
+    def _plan(self, k: int) -> list[tuple[int, int, int, int, bool]]:
+        """Batch ``k``'s draws: ``(image index, top, left, quarter turns, flip)`` per patch."""
+        rng = np.random.default_rng([self.seed, k])
+        plan = []
+        for _ in range(self.batch):
+            i = int(rng.integers(len(self.images)))
+            h, w = self.images[i].shape[:2]
+            t, l = int(rng.integers(0, h - self.patch + 1)), int(rng.integers(0, w - self.patch + 1))
+            rot, flip = (int(rng.integers(4)), bool(rng.integers(2))) if self.augment else (0, False)
+            plan.append((i, t, l, rot, flip))
+        return plan
+
+    def sources(self, k: int) -> list[Path]:
+        """The image each patch of batch ``k`` is cut from (the draws of `hr`, without the pixels)."""
+        return [self.paths[i] for i, *_ in self._plan(k)]
+
     def hr(self, k: int) -> torch.Tensor:
         """The HR patches of batch ``k``: ``(batch, 3, patch, patch)`` float32 in [0, 1]."""
-        rng = np.random.default_rng([self.seed, k])
         out = []
-        for _ in range(self.batch):
-            a = self.images[int(rng.integers(len(self.images)))]
-            h, w = a.shape[:2]
-            t, l = int(rng.integers(0, h - self.patch + 1)), int(rng.integers(0, w - self.patch + 1))
+        for i, t, l, rot, flip in self._plan(k):
+            a = self.images[i]
             x = torch.from_numpy(np.ascontiguousarray(a[t:t + self.patch, l:l + self.patch])).permute(2, 0, 1)
-            if self.augment:
-                x = augment(x, int(rng.integers(4)), bool(rng.integers(2)))
-            out.append(x)
+            out.append(augment(x, rot, flip))
         return torch.stack(out).float().div_(255.0)
 
     def __call__(self, k: int) -> tuple[torch.Tensor, torch.Tensor]:

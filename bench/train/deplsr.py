@@ -9,11 +9,16 @@ the HR patches of ``<data>/train`` by DePLSR's own sampler (`sr_methods.deplsr.d
   the "texts" are the parameter vectors through the learned `ParamTextEncoder`. No caption encoder,
   so the loss is ``(0.3 degradation + 0.5 fine) / 0.8`` (no content term).
 - ``"clip:MODEL/PRETRAINED"`` or an open_clip config JSON (tests) with ``backbone_weights``: the
-  paper's DA-CLIP-style adaptor; texts through the frozen CLIP text tower. **The content-vs-caption
-  term is not wired yet**: the loop's `PatchSampler` does not say which image a patch comes from,
-  and the recipe does not see the data root, so the captions of ``train/coco`` / ``train/celeba_mm``
-  (``captions.jsonl``) cannot be matched to the patches here; the CLIP variant therefore trains
-  with the same renormalised two-term loss as the offline one (recorded as ``content_term: false``).
+  paper's DA-CLIP-style adaptor; texts through the frozen CLIP text tower. The content embedding is
+  trained against a caption of the patch's image (0.2 content + 0.3 degradation + 0.5 fine) on the
+  patches cut from captioned training images (``train/coco``, ``train/celeba_mm``: a
+  ``captions.jsonl`` beside the images; the loop's sampler says which image each patch is cut
+  from, `PatchSampler.sources`); one of the image's captions is drawn per patch from the step's
+  generator. The content term is a SigLIP loss over the captioned patches of the batch alone; a
+  batch without one trains the renormalised two terms. ``captions = false`` turns it off; the
+  checkpoint records ``content_term``. (A caption describes the whole image, a 256-px patch only
+  part of it: the official training pairs the caption with the whole image resized; that is an
+  option a user with the full COCO can approach with ``min_crop``.)
 
 **One step.** The loop gives batch ``k`` of HR patches (``patch`` px; the loop's own LR, made by
 ``degradation``, is not used: the presets set the cheap ``bicubic`` so it costs little). With the
@@ -45,18 +50,16 @@ that slot is compared (cosine) with the text embedding of every candidate value 
 by 0.1, Gaussian sigma 0-30 by 0.5, JPEG quality 30-95 by 1; isotropic blur texts); the
 prediction is the argmax, scored by ``scipy.stats.spearmanr`` against the true values:
 ``val_rho_blur``, ``val_rho_noise``, ``val_rho_jpeg`` (None where the prediction is constant).
-The loop gives a recipe neither the data root nor a place for its own figures: the probe reads
-``probe_root`` (default: the first data root found as the loop finds it without ``--data-root``;
-set it when training with ``--data-root``), prints the figures and stores them in the checkpoint
-record under ``backbone.probe`` (``validation`` is written by the loop; ``train_log.jsonl`` does
-not get them). A loop hook for recipe-defined validation would move them there.
+The probe is the recipe's `validate` hook: it runs wherever the loop validates (``val_every``
+and the end, on the EMA weights), reads the images under ``probe_root`` (default: the run's data
+root), and its figures go to ``train_log.jsonl`` and the checkpoint's ``validation``; the record's
+``backbone.probe`` keeps its details (images, draws, predictor).
 
 **Checkpoint** (arch ``deplsr-adaptor``): the trainable parts only (the adaptor's ``state_dict``:
 the frozen backbone is outside it), fp16, with ``arch_options`` to rebuild it (`build_adaptor`:
 backbone name, weights, sha256, variant options) and ``backbone`` (provenance, sha256, the probe).
-``scale`` is the loop's (meaningless for an adaptor). `build_adaptor` is not yet in
-`sr_methods.trained.ARCHS` (a line ``"deplsr-adaptor": "bench.train.deplsr:build_adaptor"`` there
-would make ``load_network`` rebuild it).
+``scale`` is the loop's (meaningless for an adaptor). `sr_methods.deplsr.adaptor.build_adaptor` is
+the arch's builder in `sr_methods.trained.ARCHS`, so ``load_network`` rebuilds it.
 
 **Presets**: ``cpu``: VGG16, HR patches 256 px from T91 + BSDS500 (images smaller than 256 px are
 skipped by the sampler), 224-px LQ, batch 8, 400 steps, lr 3e-4, no EMA (an average over a few
@@ -65,7 +68,7 @@ real step (the real VGG16 asset, batch 8 of 224-px LQ from 256-px HR) measured h
 with one torch thread, 1.85 s with two (degradation 0.1-0.2 s of it; the frozen VGG16 forward
 dominates), so 400 steps take ~19 min on one core (~12.5 min on two), plus ~10-20 s for the
 probe and set-up (not run end to end here). ``gpu``: batch 256, 50 000 steps, lr 1e-4, EMA 0.999;
-``gpu-clip``: ViT-B-32 (``clip:ViT-B-32/openai``), lr 2e-5 (DA-CLIP's); neither run here.
+``gpu-clip``: ViT-B-32 (``clip:ViT-B-32/openai``), lr 2e-5 (DA-CLIP's), training sets with the captioned COCO and CelebA; neither run here.
 """
 
 from __future__ import annotations
@@ -82,6 +85,7 @@ from torch import nn
 
 from iqa.errors import SrbenchError
 
+from .data import find_data_root
 from .loop import Recipe, TrainConfig
 
 PROBE_SLOTS = ("blur", "noise", "jpeg")
@@ -101,7 +105,8 @@ class Options:
     normalise: bool = True  # CLIP variant: CLIP mean/std on the LQ (False: the official code's quirk)
     probe: bool = True  # run the degradation probe at export
     probe_draws: int = 2  # degradations per probe image
-    probe_root: str = ""  # data root holding train/kodak24 for the probe ("" = found as the loop finds one)
+    probe_root: str = ""  # data root holding train/kodak24 for the probe ("" = the run's data root)
+    captions: bool = True  # CLIP variant: the content-vs-caption term on patches of captioned images
 
 
 def _check(o: Options, cfg: TrainConfig) -> None:
@@ -118,21 +123,6 @@ def _check(o: Options, cfg: TrainConfig) -> None:
     if cfg.val_metrics:
         raise SrbenchError(f"deplsr-adaptor is not an SR network, the loop's SR metrics cannot score it: set "
                            f"val_metrics = [] (its validation is the degradation probe), got {list(cfg.val_metrics)}")
-
-
-def build_adaptor(*, backbone: str = "vgg16", backbone_weights: str | None = None, backbone_sha256: str | None = None,
-                  levels: Sequence[str] = ("relu1_2", "relu2_2", "relu3_3"), width: int = 64, text_hidden: int = 256,
-                  normalise: bool = True) -> nn.Module:
-    """The adaptor of checkpoint arch ``deplsr-adaptor`` (untrained; load the checkpoint's tensors into
-    it): ``backbone`` ``"vgg16"`` -> `VGGDegradationAdaptor`, else a CLIP model -> `ClipDegradationAdaptor`.
-    ``backbone_sha256`` (a checkpoint's record) must match the backbone file found."""
-    from iqa.semantic import VGG16Backbone, build_trained_backbone
-    from sr_methods.deplsr.adaptor import ClipDegradationAdaptor, VGGDegradationAdaptor
-
-    bb = build_trained_backbone(backbone, backbone_weights, backbone_sha256, what="the adaptor's backbone")
-    if isinstance(bb, VGG16Backbone):
-        return VGGDegradationAdaptor(bb, levels=tuple(levels), width=int(width), text_hidden=int(text_hidden))
-    return ClipDegradationAdaptor(bb, normalise=bool(normalise))
 
 
 class AdaptorModule(nn.Module):
@@ -262,6 +252,8 @@ class DePLSRAdaptor(Recipe):
 
         _check(opts, cfg)
         o = opts
+        from sr_methods.deplsr.adaptor import build_adaptor
+
         self.adaptor = build_adaptor(backbone=o.backbone, backbone_weights=o.backbone_weights or None,
                                      levels=o.levels, width=o.width, text_hidden=o.text_hidden,
                                      normalise=o.normalise).to(device)
@@ -291,6 +283,47 @@ class DePLSRAdaptor(Recipe):
     def generator(self) -> nn.Module:
         return self.net
 
+    @property
+    def content_term(self) -> bool:
+        """Whether the content-vs-caption term is trained: a caption encoder (CLIP), ``captions``
+        on, and captioned images among the training images."""
+        return bool(self.opts.captions and hasattr(self.adaptor, "encode_texts") and self.captions())
+
+    def captions(self) -> dict[Any, list[str]]:
+        """``{image path: its captions}`` for the training images whose folder has a
+        ``captions.jsonl`` (``{"id": stem, "captions": [...]}`` per line; `bench.run.datasets`'s
+        layout of COCO and CelebA-HQ); empty outside the loop (no sampler)."""
+        if getattr(self, "_captions", None) is None:
+            import json
+
+            found: dict[Any, list[str]] = {}
+            paths = getattr(getattr(self, "sampler", None), "paths", [])
+            for folder in sorted({p.parent for p in paths}):
+                file = folder / "captions.jsonl"
+                if not file.is_file():
+                    continue
+                by_id = {}
+                for n, line in enumerate(file.read_text().splitlines(), 1):
+                    if line.strip():
+                        try:
+                            row = json.loads(line)
+                            by_id[str(row["id"])] = [c for c in row["captions"] if isinstance(c, str) and c.strip()]
+                        except (ValueError, KeyError, TypeError) as e:
+                            raise SrbenchError(f"{file}:{n}: not a caption line ({e})") from None
+                found.update({p: by_id[p.stem] for p in paths if p.parent == folder and by_id.get(p.stem)})
+            self._captions = found
+        return self._captions
+
+    def batch_captions(self, k: int, g: torch.Generator) -> list[str | None]:
+        """One caption per patch of batch ``k`` (drawn from ``g`` among its image's captions), None
+        for a patch of an uncaptioned image."""
+        caps = self.captions()
+        out: list[str | None] = []
+        for path in self.sampler.sources(k):
+            c = caps.get(path)
+            out.append(c[int(torch.randint(len(c), (1,), generator=g))] if c else None)
+        return out
+
     def lq_batch(self, hr: torch.Tensor, g: torch.Generator) -> tuple[torch.Tensor, list]:
         """``(lq (B, 3, lq_size, lq_size) on the device, params)`` of the HR patches, from ``g``."""
         from sr_methods.deplsr.degradations import degrade
@@ -316,8 +349,15 @@ class DePLSRAdaptor(Recipe):
         with autocast():
             out = ad(lq)
             full, fine_t = ad.encode_degradations(params)
-        total, parts = adaptor_loss(out.content.float(), out.degradation.float(), out.fine.float(), full.float(),
-                                    fine_t.float(), ad.logit_scale, ad.logit_bias, None)
+        content, caption_txt = out.content, None
+        if self.content_term:  # the captioned patches of the batch (none: the renormalised two terms)
+            picks = self.batch_captions(k, g)
+            rows = [i for i, c in enumerate(picks) if c is not None]
+            if rows:
+                caption_txt = ad.encode_captions([picks[i] for i in rows]).float()
+                content = out.content[rows]
+        total, parts = adaptor_loss(content.float(), out.degradation.float(), out.fine.float(), full.float(),
+                                    fine_t.float(), ad.logit_scale, ad.logit_bias, caption_txt)
         self.opt.zero_grad(set_to_none=True)
         total.backward()
         self.opt.step()
@@ -325,39 +365,30 @@ class DePLSRAdaptor(Recipe):
                 "scale": ad.logit_scale.detach().exp()}
 
     def _probe_root(self):
-        if self.opts.probe_root:
-            return self.opts.probe_root
-        root = getattr(self, "data_root", None)  # if a future loop hands the recipe its data root
-        if root is None:
-            from bench.train.data import find_data_root
+        return self.opts.probe_root or getattr(self, "data_root", None) or find_data_root(None)
 
-            root = find_data_root(None)
-        return root
-
-    def probe(self) -> dict[str, Any] | None:
-        """The degradation probe on the current weights (None when off or without Kodak24 images)."""
+    def validate(self) -> dict[str, Any]:
+        """The degradation probe on the current weights (the loop's EMA ones at validation): its
+        ``val_rho_*`` figures and ``val_probe_samples``; nothing when off or without Kodak24."""
+        self._probe = None
         if not self.opts.probe:
-            return None
+            return {}
         root = self._probe_root()
         images = probe_images(root, self.cfg.val_images, self.cfg.val_crop)
         if not images:
             self.echo(f"!! degradation probe skipped: no images in {root}/train/kodak24 (set [method] probe_root)")
-            return None
+            return {}
         figures = degradation_probe(self.adaptor, images, draws=self.opts.probe_draws, lq_size=self.opts.lq_size)
         shown = ", ".join(f"{k[8:]} {v:.3f}" if v is not None else f"{k[8:]} n/a"
                           for k, v in figures.items() if k.startswith("val_rho_"))
         self.echo(f"degradation probe (Spearman rho, {figures['samples']} Kodak24 LQ): {shown}")
-        return {**figures, "set": "kodak24", "root": str(root), "images": len(images), "crop": self.cfg.val_crop,
-                "draws": self.opts.probe_draws, "noise": "gaussian", "predictor": "argmax cosine over candidate texts"}
+        self._probe = {**figures, "set": "kodak24", "root": str(root), "images": len(images), "crop": self.cfg.val_crop,
+                       "draws": self.opts.probe_draws, "noise": "gaussian",
+                       "predictor": "argmax cosine over candidate texts"}
+        return {**{k: v for k, v in figures.items() if k.startswith("val_rho_")}, "val_probe_samples": figures["samples"]}
 
     def export(self, generator_state):
         o, ad = self.opts, self.adaptor
-        live = {k: v.detach().clone() for k, v in self.net.state_dict().items()}
-        self.net.load_state_dict({k: v.to(self.device) for k, v in generator_state.items()})
-        try:
-            probe = self.probe()
-        finally:
-            self.net.load_state_dict(live)
         bb = ad.backbone.provenance()
         is_vgg = o.backbone.lower() == "vgg16"
         arch_options = {"backbone": o.backbone, "backbone_weights": o.backbone_weights or None,
@@ -365,7 +396,8 @@ class DePLSRAdaptor(Recipe):
                         "text_hidden": o.text_hidden, "normalise": o.normalise}
         tensors = {k[len("adaptor."):]: v for k, v in generator_state.items() if k.startswith("adaptor.")}
         backbone = {**bb, "backbone": "vgg16" if is_vgg else bb.get("backbone"), "adaptor": ad.name,
-                    "lq_size": o.lq_size, "content_term": False, "probe": probe}
+                    "lq_size": o.lq_size, "content_term": self.content_term,
+                    "probe": getattr(self, "_probe", None)}
         return tensors, {"arch": "deplsr-adaptor", "arch_options": arch_options, "backbone": backbone}
 
 
@@ -380,6 +412,132 @@ DePLSRAdaptor.presets = {
             Options(lr=3e-4, probe_draws=2)),
     "gpu": (TrainConfig(batch=256, steps=50_000, ema=0.999, log_every=100, ckpt_every=2000, **_COMMON),
             Options(lr=1e-4, probe_draws=4)),
-    "gpu-clip": (TrainConfig(batch=256, steps=50_000, ema=0.999, log_every=100, ckpt_every=2000, **_COMMON),
+    "gpu-clip": (TrainConfig(batch=256, steps=50_000, ema=0.999, log_every=100, ckpt_every=2000,
+                             **{**_COMMON, "sets": ("t91", "bsds500", "coco", "celeba_mm")}),
                  Options(backbone="clip:ViT-B-32/openai", lr=2e-5, probe_draws=4)),
+}
+
+
+# -- the SR recipe ``deplsr`` ----------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class SROptions:
+    adaptor: str = ""  # a deplsr-adaptor checkpoint (required): frozen, its priors condition the body
+    body: str = "fused-rrdn"  # or "realdat" (the paper's network, from scratch)
+    base: str = "esrgan-thick-x4"  # fused-rrdn: the host RRDN asset (base_path: a converted RRDN file)
+    base_path: str = ""
+    tokens: str = "fine"  # "zero": the ablation without the degradation tokens
+    heads: int = 4  # FusionBlock heads (realdat: 0 = each group's DAT heads)
+    mlp_ratio: float = 2.0
+    at: tuple[int, ...] = ()  # fused-rrdn: the RRDBs with a FusionBlock before them (empty: all)
+    train_base: bool = False  # fused-rrdn: train the host RRDN with the fusions
+    lr: float = 2e-4
+    betas: tuple[float, float] = (0.9, 0.99)
+    milestones: tuple[float, ...] = (0.5, 0.8, 0.9, 0.95)  # lr halved at these fractions of the steps
+
+
+class DePLSR(Recipe):
+    """Recipe ``deplsr``: the SR body of DePLSR under the frozen priors of a trained adaptor (see
+    `DEPLSR_DOC`, appended to the module docstring)."""
+
+    method = "deplsr"
+    Options = SROptions
+    presets: ClassVar[dict[str, tuple[TrainConfig, SROptions]]] = {}  # filled in below
+
+    def __init__(self, cfg: TrainConfig, opts: SROptions, device: torch.device, **kw: Any):
+        super().__init__(cfg, opts, device, **kw)
+        from sr_methods.deplsr.nets import BODIES, TOKEN_MODES, build_deplsr_network
+        from sr_methods.trained import read_checkpoint, read_record
+
+        o = opts
+        if o.body not in BODIES or o.tokens not in TOKEN_MODES:
+            raise SrbenchError(f"body must be one of {', '.join(BODIES)} and tokens one of {', '.join(TOKEN_MODES)}, "
+                               f"got {o.body!r}, {o.tokens!r}")
+        for name in ("lr", "mlp_ratio"):
+            v = getattr(o, name)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0:
+                raise SrbenchError(f"{name} must be a number > 0, got {v!r}")
+        if not o.adaptor:
+            raise SrbenchError("deplsr needs a trained adaptor: [method] adaptor = PATH of a deplsr-adaptor checkpoint "
+                               "(`srbench train deplsr-adaptor --config cpu --out DIR` makes DIR/model.safetensors)")
+        rec = read_record(o.adaptor)
+        if rec.get("arch") != "deplsr-adaptor":
+            raise SrbenchError(f"{o.adaptor} is a {rec.get('arch')} checkpoint, not a deplsr-adaptor one")
+        self.adaptor_record = rec
+        self.arch_options = {"adaptor": dict(rec["arch_options"]), "body": o.body, "scale": cfg.scale,
+                             "base": o.base if not o.base_path else None, "base_path": o.base_path or None,
+                             "heads": o.heads or None, "mlp_ratio": o.mlp_ratio, "at": list(o.at) or None,
+                             "train_base": o.train_base, "tokens": o.tokens}
+        self.net = build_deplsr_network(**self.arch_options).to(device)
+        tensors, _, self.adaptor_sha256 = read_checkpoint(o.adaptor)
+        self.net.adaptor.load_state_dict({k: v.float() for k, v in tensors.items()})
+        self.net.adaptor.requires_grad_(False)
+        if o.body == "fused-rrdn":
+            self.arch_options["base_sha256"] = self.net.base_sha256()
+        if self.init is not None:  # continue from a deplsr checkpoint of the same network
+            tensors, prev, _ = read_checkpoint(self.init)
+            if prev.get("arch") != "deplsr":
+                raise SrbenchError(f"{self.init} is a {prev.get('arch')} checkpoint, not a deplsr one")
+            own = {k: v.float() for k, v in tensors.items() if k.startswith("body.")}
+            missing, unexpected = self.net.load_state_dict(own, strict=False)
+            if unexpected or any(k.startswith("body.") for k in missing):
+                raise SrbenchError(f"{self.init}: its body does not fit this config's ({o.body}, tokens {o.tokens})")
+        self.opt = torch.optim.Adam([p for p in self.net.body.parameters() if p.requires_grad], lr=o.lr,
+                                    betas=tuple(o.betas))
+
+    def modules(self) -> dict[str, nn.Module]:
+        return {"deplsr": self.net}
+
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        return {"adam": self.opt}
+
+    def generator(self) -> nn.Module:
+        return self.net
+
+    def step(self, lr, hr, k, g, autocast):
+        # the learning rate is a function of the step (halved at each milestone passed): a resumed
+        # run needs no scheduler state
+        rate = self.opts.lr * 0.5 ** sum(k >= int(m * self.cfg.steps) for m in self.opts.milestones)
+        for group in self.opt.param_groups:
+            group["lr"] = rate
+        priors = self.net.priors(lr)
+        self.net.adaptor.eval()  # frozen: no training-mode behaviour either
+        with autocast():
+            sr = self.net(lr, priors)
+        loss = torch.nn.functional.l1_loss(sr.float(), hr)
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt.step()
+        return {"l1": loss.detach()}
+
+    def export(self, generator_state):
+        from sr_methods.deplsr.nets import FusedRRDN
+
+        o = self.opts
+        base = None
+        if isinstance(self.net.body, FusedRRDN) and not o.train_base:
+            base = {**self.net.base_record}
+        adaptor = {"path": str(o.adaptor), "sha256": self.adaptor_sha256, "name": self.net.adaptor.name,
+                   "validation": self.adaptor_record.get("validation"),
+                   "probe": (self.adaptor_record.get("backbone") or {}).get("probe")}
+        bb = self.net.adaptor.backbone.provenance()
+        backbone = {**bb, "backbone": (self.adaptor_record.get("backbone") or {}).get("backbone") or bb.get("backbone"),
+                    "adaptor": adaptor, "tokens": o.tokens, "body": o.body}
+        return dict(generator_state), {"arch": "deplsr", "arch_options": self.arch_options, "base": base,
+                                       "backbone": backbone}
+
+
+_SR_COMMON: dict[str, Any] = {"scale": 4, "degradation": "realesrgan", "sets": ("t91", "bsds500"),
+                              "val_metrics": ("psnr", "ssim", "lpips", "dists")}
+DePLSR.presets = {
+    # one step (batch 4 of 192-px HR, the real VGG16 adaptor, esrgan-thick-x4 host) measured 2.6 s on one thread
+    "cpu": (TrainConfig(patch=192, batch=4, steps=700, ema=0.99, log_every=10, ckpt_every=50, val_images=8,
+                        **_SR_COMMON), SROptions()),
+    "cpu-notokens": (TrainConfig(patch=192, batch=4, steps=700, ema=0.99, log_every=10, ckpt_every=50, val_images=8,
+                                 **_SR_COMMON), SROptions(tokens="zero")),
+    # the paper's: RealDAT, HR 256, batch 4, Adam 2e-4, 500k steps (DAT's halvings at 250k/400k/450k/475k)
+    "gpu": (TrainConfig(patch=256, batch=4, steps=500_000, ema=0.999, log_every=100, ckpt_every=5000,
+                        val_every=50_000, **_SR_COMMON), SROptions(body="realdat", heads=0)),
+    "gpu-fused": (TrainConfig(patch=256, batch=16, steps=100_000, ema=0.999, log_every=100, ckpt_every=5000,
+                              val_every=20_000, **_SR_COMMON), SROptions()),
 }

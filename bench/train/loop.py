@@ -107,6 +107,13 @@ class Recipe:
         by the loop."""
         raise NotImplementedError
 
+    def validate(self) -> dict[str, Any]:
+        """The recipe's own validation figures (``val_*`` keys), on the generator's current weights
+        (the EMA ones when the loop validates): added to the loop's at every validation, in
+        ``train_log.jsonl`` and the checkpoint's ``validation``. ``self.data_root`` (the run's data
+        root) and ``self.sampler`` (its `PatchSampler`) are set by the loop before the first step."""
+        return {}
+
     def parent(self) -> dict[str, Any] | None:
         """``{"path", "sha256"}`` of the checkpoint this training started from, if any."""
         if self.init is None:
@@ -271,6 +278,7 @@ def train(recipe_cls: type[Recipe], cfg: TrainConfig, opts: Any, out: str | os.P
     fingerprint = _fingerprint(cfg, opts, images, parent)
     sampler = PatchSampler([p for p, _ in images], patch=cfg.patch, batch=cfg.batch,
                            degradation=cfg.degradation_key(), seed=cfg.seed)
+    recipe.data_root, recipe.sampler = root, sampler
     mods, opts_ = recipe.modules(), recipe.optimizers()
     gen = recipe.generator()
     ema = EMA(gen, cfg.ema) if cfg.ema > 0 else None
@@ -296,10 +304,10 @@ def train(recipe_cls: type[Recipe], cfg: TrainConfig, opts: Any, out: str | os.P
     def autocast():
         return torch.autocast(dev.type, dtype=amp, enabled=amp is not None)
 
-    validator = Validator(cfg, root, dev, echo) if validate else None
+    validator = Validator(cfg, root, dev, echo) if validate and cfg.val_metrics else None
 
-    def run_validation() -> dict[str, float]:
-        if validator is None:
+    def run_validation() -> dict[str, Any]:
+        if not validate:
             return {}
         net = gen
         if ema is not None:  # score the EMA weights, then put the live ones back
@@ -308,7 +316,7 @@ def train(recipe_cls: type[Recipe], cfg: TrainConfig, opts: Any, out: str | os.P
         was = gen.training
         gen.eval()
         try:
-            return validator(net)
+            return {**(validator(net) if validator is not None else {}), **recipe.validate()}
         finally:
             gen.train(was)
             if ema is not None:
@@ -364,6 +372,6 @@ def train(recipe_cls: type[Recipe], cfg: TrainConfig, opts: Any, out: str | os.P
                              "crop": cfg.val_crop, "unavailable": sorted(validator.unavailable) if validator else []}}
     half = {k: v.half() if v.is_floating_point() else v for k, v in tensors.items()}
     path = save_checkpoint(half, record, out / "model.safetensors")
-    shown = ", ".join(f"{k[4:].upper()} {v:.4f}" for k, v in figures.items())
+    shown = ", ".join(f"{k[4:].upper()} {v:.4f}" for k, v in figures.items() if isinstance(v, (int, float)))
     echo(f"checkpoint: {path} ({wall:.0f} s{'; Kodak24 ' + shown if shown else ''})")
     return path

@@ -8,7 +8,7 @@ RECIPES = {
     "rrdn-x16": "bench.train.rrdn_x16:RRDNx16",
     "sfd-sr-vgg16": "bench.train.sfd_sr:SFDSRVGG16", "sfd-sr-clip": "bench.train.sfd_sr:SFDSRClip",
     "cdasr": "bench.train.cdasr:CDASR",
-    "deplsr-adaptor": "bench.train.deplsr:DePLSRAdaptor",
+    "deplsr-adaptor": "bench.train.deplsr:DePLSRAdaptor", "deplsr": "bench.train.deplsr:DePLSR",
 }
 
 

@@ -54,7 +54,7 @@ from iqa.semantic import ClipBackbone, SemanticBackbone, VGG16Backbone
 from .degradations import PARAM_WIDTH, SLOTS, DePLSRParams
 
 __all__ = ["N_FINE", "AdaptorOutput", "ClipDegradationAdaptor", "DegradationAdaptor", "ParamTextEncoder",
-           "VGGDegradationAdaptor"]
+           "VGGDegradationAdaptor", "build_adaptor"]
 
 N_FINE = len(SLOTS)
 _VGG_CHANNELS = {"relu1_2": 64, "relu2_2": 128, "relu3_3": 256, "relu4_3": 512, "relu5_3": 512}
@@ -282,3 +282,17 @@ class VGGDegradationAdaptor(DegradationAdaptor):
         params = _check_params(params)
         v = torch.stack([p.vectors() for p in params]).to(self.logit_scale.device)
         return self.text(v)
+
+
+def build_adaptor(*, backbone: str = "vgg16", backbone_weights: str | None = None, backbone_sha256: str | None = None,
+                  levels: Sequence[str] = ("relu1_2", "relu2_2", "relu3_3"), width: int = 64, text_hidden: int = 256,
+                  normalise: bool = True) -> nn.Module:
+    """The adaptor of checkpoint arch ``deplsr-adaptor`` (untrained; load the checkpoint's tensors into
+    it): ``backbone`` ``"vgg16"`` -> `VGGDegradationAdaptor`, else a CLIP model -> `ClipDegradationAdaptor`.
+    ``backbone_sha256`` (a checkpoint's record) must match the backbone file found."""
+    from iqa.semantic import build_trained_backbone
+
+    bb = build_trained_backbone(backbone, backbone_weights, backbone_sha256, what="the adaptor's backbone")
+    if isinstance(bb, VGG16Backbone):
+        return VGGDegradationAdaptor(bb, levels=tuple(levels), width=int(width), text_hidden=int(text_hidden))
+    return ClipDegradationAdaptor(bb, normalise=bool(normalise))

@@ -76,7 +76,8 @@ from iqa.errors import SrbenchError, UnknownNameError
 
 from ..rrdn import RRDN, depth_to_space
 
-__all__ = ["N_FINE", "PAPER_DAT", "TOKEN_MODES", "CrossAttention", "FusedRRDN", "FusionBlock", "RealDAT",
+__all__ = ["BODIES", "N_FINE", "PAPER_DAT", "TOKEN_MODES", "CrossAttention", "DePLSRNet", "FusedRRDN", "FusionBlock", "RealDAT",
+           "build_deplsr_network", "load_host",
            "build_dat", "count_parameters", "paper_realdat"]
 
 N_FINE = 5
@@ -373,3 +374,106 @@ class FusedRRDN(nn.Module):
             h = rrdb(h)
         g = r.post_blocks(h) + f0
         return r.sr(depth_to_space(r.pre_shuffle(g), r.config.scale))
+
+
+# -- the whole network -------------------------------------------------------------------------------------
+
+class DePLSRNet(nn.Module):
+    """DePLSR end to end (checkpoint arch ``deplsr``): the degradation adaptor (``adaptor``, frozen
+    while the SR body trains) gives the priors of the LR, the SR body (``body``: a `FusedRRDN` or a
+    `RealDAT`) uses them.
+
+    ``forward(x, priors=None)``: ``x (B, 3, h, w)`` in ``[0, 1]`` -> ``(B, 3, h*s, w*s)``;
+    ``priors`` = ``(content, fine)`` from `priors` (pass them to run tiles of one image under the
+    whole image's priors). The adaptor resizes its input to its backbone's size itself.
+    ``base_record``: the host network the body was built on (asset name and sha256), if any."""
+
+    def __init__(self, adaptor: nn.Module, body: nn.Module, *, base_record: dict[str, Any] | None = None):
+        super().__init__()
+        if not isinstance(body, (FusedRRDN, RealDAT)):
+            raise SrbenchError(f"DePLSRNet: body must be a FusedRRDN or a RealDAT, got {type(body).__name__}")
+        self.adaptor, self.body = adaptor, body
+        self.base_record = dict(base_record or {})
+        self.adaptor.requires_grad_(False)
+
+    @property
+    def scale(self) -> int:
+        return self.body.scale
+
+    def base_sha256(self) -> str | None:
+        return self.base_record.get("sha256")
+
+    def priors(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(content (B, D), fine (B, 5, D))`` of LR ``x``, float32, without gradient (the adaptor
+        is frozen and the LR is data)."""
+        was = self.adaptor.training
+        self.adaptor.eval()
+        try:
+            with torch.no_grad():
+                out = self.adaptor(x.float())
+        finally:
+            self.adaptor.train(was)
+        return out.content.float(), out.fine.float()
+
+    def forward(self, x: torch.Tensor, priors: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+        content, fine = self.priors(x) if priors is None else priors
+        return self.body(x, content, fine)
+
+
+def load_host(base: str = "esrgan-thick-x4", base_path: str | None = None) -> tuple[RRDN, dict[str, Any]]:
+    """``(RRDN, record)``: the catalogue RRDN asset ``base`` (``esrgan-thick-xN``) or the converted
+    RRDN ``.safetensors`` file ``base_path``."""
+    from pathlib import Path
+
+    from ..rrdn import load_rrdn
+
+    if base_path:
+        p = Path(base_path).expanduser()
+        if not p.is_file():
+            raise SrbenchError(f"DePLSR host network not found: {p}")
+        model, sha, _ = load_rrdn(p)
+        return model, {"name": None, "path": str(p.resolve()), "sha256": sha}
+    if not str(base).startswith("esrgan-thick-x"):
+        raise SrbenchError(f"the DePLSR host must be an esrgan-thick-xN asset (or base_path=FILE), got {base!r}")
+    from iqa.assets import ASSETS
+
+    from ..catalogue import register_assets
+
+    register_assets()
+    path = ASSETS.require(base)
+    model, sha, _ = load_rrdn(path, ASSETS.get(base).sha256, fix=f"run `srbench assets fetch {base} --force`")
+    return model, {"name": base, "asset": base, "sha256": sha}
+
+
+BODIES = ("fused-rrdn", "realdat")
+
+
+def build_deplsr_network(*, adaptor: dict[str, Any], body: str = "fused-rrdn", scale: int = 4,
+                         base: str = "esrgan-thick-x4", base_path: str | None = None, base_sha256: str | None = None,
+                         heads: int | None = 4, mlp_ratio: float = 2.0, at: Sequence[int] | None = None,
+                         train_base: bool = False, tokens: str = "fine",
+                         dat: dict[str, Any] | None = None) -> DePLSRNet:
+    """The DePLSR network (the builder of checkpoint arch ``deplsr``), untrained: ``adaptor`` are
+    the ``arch_options`` of a ``deplsr-adaptor`` checkpoint (`adaptor.build_adaptor`); ``body``
+    ``"fused-rrdn"`` (FusionBlocks in the host RRDN ``base``, whose sha256 must be ``base_sha256``
+    when given) or ``"realdat"`` (the paper's RealDAT at ``scale``, ``dat`` overriding
+    `PAPER_DAT`, randomly initialised)."""
+    from .adaptor import build_adaptor
+
+    ad = build_adaptor(**adaptor)
+    d = int(ad.embed_dim)
+    if body == "fused-rrdn":
+        rrdn, record = load_host(base, base_path)
+        if base_sha256 and record["sha256"] != base_sha256:
+            raise SrbenchError(f"the DePLSR host {base_path or base} has sha256 {record['sha256']}, the fusions were "
+                               f"trained on {base_sha256}")
+        if int(rrdn.config.scale) != int(scale):
+            raise SrbenchError(f"the DePLSR host {base_path or base} is x{rrdn.config.scale}, not x{scale}")
+        net = FusedRRDN(rrdn, prior_dim=d, heads=int(heads or 4), mlp_ratio=mlp_ratio, at=at, train_base=train_base,
+                        tokens=tokens)
+        return DePLSRNet(ad, net, base_record=record)
+    if body == "realdat":
+        net = RealDAT(build_dat(upscale=int(scale), **(dat or {})), prior_dim=d, heads=heads, mlp_ratio=mlp_ratio,
+                      tokens=tokens)
+        return DePLSRNet(ad, net)
+    raise UnknownNameError("DePLSR body", body, list(BODIES))

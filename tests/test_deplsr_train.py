@@ -219,3 +219,64 @@ def test_bad_options_test_images_and_presets(tmp_path, data_root, vgg_file):
         assert c.val_metrics == () and o.lq_size == 224 and c.patch == 256
     c, o = load_config(DePLSRAdaptor, "cpu")
     assert c.batch == 8 and c.steps == 400 and o.backbone == "vgg16"
+
+
+def test_clip_content_term_pairs_each_captioned_patch_with_a_caption_of_its_image(tmp_path, clip_files):
+    import json
+
+    from PIL import Image
+
+    from bench.train.data import PatchSampler, training_images
+    from bench.train.deplsr import DePLSRAdaptor
+    from sr_methods.deplsr.degradations import DEPLSR, degrade
+    from sr_methods.deplsr.losses import adaptor_loss
+    from tests.helpers import photo
+
+    root = tiny_train_root(tmp_path / "data", 64, 48)
+    coco = root / "train" / "coco"
+    coco.mkdir()
+    for i, name in enumerate(("000001", "000002")):
+        Image.fromarray(photo(48, 56, seed=100 + i)).save(coco / f"{name}.png")
+    caps = {"000001": ["a red bus on a street", "a bus"]}  # 000002 has no caption line
+    (coco / "captions.jsonl").write_text("".join(json.dumps({"id": k, "captions": v}) + "\n" for k, v in caps.items()))
+    config, weights = clip_files
+    cfg, opts = setup(str(config), weights, root)
+    cfg = replace(cfg, sets=("t91", "coco"), batch=4)
+    torch.manual_seed(0)
+    r = DePLSRAdaptor(cfg, opts, torch.device("cpu"), echo=lambda _: None)
+    assert not r.content_term  # outside the loop: no sampler, no captions
+    r.sampler = PatchSampler([p for p, _ in training_images(root, cfg.sets)], patch=32, batch=4, degradation="x4")
+    r._captions = None
+    assert r.content_term and set(r.captions()) == {coco / "000001.png"}
+    # a batch mixing captioned and uncaptioned patches
+    k = next(k for k in range(200) if 0 < sum(p.parent == coco and p.stem == "000001" for p in r.sampler.sources(k)) < 4)
+    sources, hr = r.sampler.sources(k), r.sampler.hr(k)
+    ad = r.adaptor
+    g = torch.Generator().manual_seed(7)
+    lqs, params = [], []
+    for i in range(4):
+        lq, p = degrade(hr[i:i + 1], g, replace(DEPLSR, lq_size=32))
+        lqs.append((lq * 255).round() / 255)
+        params.append(p)
+    rows, texts = [], []
+    for i, src in enumerate(sources):
+        if src.stem == "000001" and src.parent == coco:
+            rows.append(i)
+            texts.append(caps["000001"][int(torch.randint(2, (1,), generator=g))])
+    with torch.no_grad():
+        out = ad(torch.cat(lqs))
+        full, fine = ad.encode_degradations(params)
+        want, parts = adaptor_loss(out.content[rows], out.degradation, out.fine, full, fine, ad.logit_scale,
+                                   ad.logit_bias, ad.encode_texts(texts))
+    losses = r.step(None, hr, k, torch.Generator().manual_seed(7), contextlib.nullcontext)
+    assert "content" in losses and losses["content"].item() == pytest.approx(parts["content"], rel=1e-5)
+    assert losses["loss"].item() == pytest.approx(want.item(), rel=1e-5)
+    # captions = false: the two renormalised terms
+    r2 = DePLSRAdaptor(cfg, replace(opts, captions=False), torch.device("cpu"), echo=lambda _: None)
+    r2.sampler = r.sampler
+    assert not r2.content_term
+    # a bad caption file is one line naming it
+    (coco / "captions.jsonl").write_text("{not json\n")
+    r._captions = None
+    with pytest.raises(SrbenchError, match=r"captions.jsonl:1: not a caption line"):
+        r.captions()

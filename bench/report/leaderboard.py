@@ -767,6 +767,10 @@ def markdown(rep: Report, with_reference: bool = True) -> str:
         from bench.report.adaptation import adaptation_markdown
 
         parts += [adaptation_markdown(rep.adaptation, rep.adaptation_gains), ""]
+    from bench.report.trained import trained_markdown
+
+    if section := trained_markdown(rep.manifests):
+        parts += [section]
     if rep.notes:
         parts += ["## Notes", "", *[f"- {md_escape(x)}" for x in rep.notes], ""]
     parts += ["## Provenance", "", *[f"- {md_escape(x)}" for x in provenance_lines(rep.runs, rep.manifests)], ""]
@@ -939,6 +943,10 @@ def write_report(runs: list[Path], out: Path, *, reference: str | None = DEFAULT
             from bench.report.adaptation import adaptation_html
 
             body.append(adaptation_html(rep.adaptation, rep.adaptation_gains))
+        from bench.report.trained import trained_html
+
+        if section := trained_html(rep.manifests):
+            body.append(section)
 
         def grid(kind: str, infos: list) -> str:
             return figure_grid_html(*(figure_html(f.png, f.caption, svg_path=f.svg) for f in infos),

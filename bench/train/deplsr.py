@@ -1,4 +1,6 @@
-"""Recipe ``deplsr-adaptor``: train DePLSR's degradation adaptor (`sr_methods.deplsr.adaptor`) with
+"""Recipes ``deplsr-adaptor`` (below) and ``deplsr`` (the SR network, after it).
+
+Recipe ``deplsr-adaptor``: train DePLSR's degradation adaptor (`sr_methods.deplsr.adaptor`) with
 the SigLIP objective of `sr_methods.deplsr.losses.adaptor_loss` on LQ images made on the fly from
 the HR patches of ``<data>/train`` by DePLSR's own sampler (`sr_methods.deplsr.degradations`).
 
@@ -67,8 +69,44 @@ hundred steps would mostly hold the untrained start); probe on 24 Kodak24 crops 
 real step (the real VGG16 asset, batch 8 of 224-px LQ from 256-px HR) measured here: 2.8-2.9 s
 with one torch thread, 1.85 s with two (degradation 0.1-0.2 s of it; the frozen VGG16 forward
 dominates), so 400 steps take ~19 min on one core (~12.5 min on two), plus ~10-20 s for the
-probe and set-up (not run end to end here). ``gpu``: batch 256, 50 000 steps, lr 1e-4, EMA 0.999;
+probe and set-up; run end to end: 1160 s on one core, probe rho blur 0.947, noise 0.956, JPEG 0.892. ``gpu``: batch 256, 50 000 steps, lr 1e-4, EMA 0.999;
 ``gpu-clip``: ViT-B-32 (``clip:ViT-B-32/openai``), lr 2e-5 (DA-CLIP's), training sets with the captioned COCO and CelebA; neither run here.
+
+Recipe ``deplsr``: the SR network under the frozen adaptor
+----------------------------------------------------------
+``[method] adaptor = PATH`` (a ``deplsr-adaptor`` checkpoint, required) gives the priors; the
+network is `sr_methods.deplsr.nets.DePLSRNet` (arch ``deplsr``): the adaptor, frozen (its
+trainable layers ship in the checkpoint so it is self-contained; the frozen backbone comes from
+its asset, checked by sha256), and the body:
+
+- ``body = "fused-rrdn"`` (default, what ships): a FusionBlock before each of the 10 RRDBs of
+  idealo's ``esrgan-thick-x4`` (``base``; ``base_path`` a converted RRDN file), the host frozen
+  and held outside the state (``train_base = true`` trains it too). Zero-initialised, so training
+  starts exactly at the host network; 1.33 M trained parameters.
+- ``body = "realdat"``: the paper's RealDAT (DAT, embed 180, 6 x 6 blocks, a FusionBlock before
+  each group), from scratch (the paper initialises x4 from its x2 model; ``--init`` continues
+  from any ``deplsr`` checkpoint of the same body).
+
+One step: the loop's batch (HR patches, LR by the config's ``degradation``: ``realesrgan`` =
+``realesrgan-x4`` at x4, generated on the fly and seeded per patch); the adaptor's content and
+fine embeddings of the LR (it resizes the LR to its 224 px itself; no gradient), the body's SR,
+``L1(SR, HR)`` (the paper's only loss), Adam (``lr`` 2e-4, the paper's; betas (0.9, 0.99), DAT's),
+the rate halved at the ``milestones`` fractions of the steps (DAT's 250k/400k/450k/475k of 500k),
+computed from the step so a resumed run needs no scheduler state. ``tokens = "zero"`` is the
+ablation "without the degradation tokens": the same body and training, the fine embeddings zeroed
+before the FusionBlocks (the content embedding kept).
+
+The adaptor sees the LR patch: 48 px at the ``cpu`` presets' 192-px HR (the paper: 64 px of 256),
+bilinearly enlarged to 224 as in the official code; at test time it sees the whole LR image once
+and every tile of it runs under those priors (`sr_methods.trained.TrainedMethod`).
+
+Validation: the loop's, on Kodak24 crops with the training degradation (``realesrgan-x4``).
+
+Presets: ``cpu`` / ``cpu-notokens`` (the ablation): fused-rrdn, HR 192 px, batch 4, 700 steps,
+EMA 0.99, validation on 8 Kodak24 crops; one step measured 2.6 s on one thread (3-4 s while the
+two presets share the two cores). ``gpu``: the paper's RealDAT, HR 256, batch 4, 500k steps, EMA
+0.999; ``gpu-fused``: the shipped body at HR 256, batch 16, 100k steps. Neither gpu preset was run
+here.
 """
 
 from __future__ import annotations
@@ -437,8 +475,8 @@ class SROptions:
 
 
 class DePLSR(Recipe):
-    """Recipe ``deplsr``: the SR body of DePLSR under the frozen priors of a trained adaptor (see
-    `DEPLSR_DOC`, appended to the module docstring)."""
+    """Recipe ``deplsr``: the SR body of DePLSR under the frozen priors of a trained adaptor (the
+    module docstring's second part)."""
 
     method = "deplsr"
     Options = SROptions

@@ -19,10 +19,12 @@ _HOW = ("trained 700 steps (L1, Adam 2e-4, batch 4 of 192-px HR, realesrgan-x4 L
         "deplsr-vgg16-param adaptor (400 SigLIP steps)")
 _SHIPPED = {  # name: (file, sha256, what)
     "deplsr-rrdn-vgg16-param-x4": (
-        "deplsr_rrdn_vgg16_param_x4.safetensors", "",
+        "deplsr_rrdn_vgg16_param_x4.safetensors",
+        "f8980716b549e4597c04b90e87a5a529b54dbf235843ce059f9e6edfd94e4b6a",
         f"DePLSR (Sci. Rep. 2025) x4, content + 5 fine degradation tokens, {_HOW}"),
     "deplsr-rrdn-vgg16-param-notokens-x4": (
-        "deplsr_rrdn_vgg16_param_notokens_x4.safetensors", "",
+        "deplsr_rrdn_vgg16_param_notokens_x4.safetensors",
+        "5ddc9ace3e14a7086085b28718b7e4cae586c5e821b3fa573ebe17166f6ac44b",
         f"ablation of deplsr-rrdn-vgg16-param-x4: the fine degradation tokens zeroed (content kept), {_HOW}"),
 }
 

@@ -172,6 +172,18 @@ def tiny_train_root(root: Path, t91_size: int, kodak_size: int) -> Path:
     return root
 
 
+def whole_and_resumed(monkeypatch, recipe: type, train, folder: Path) -> tuple[Path, Path]:
+    """``(uninterrupted, resumed)`` checkpoints: ``train(name)`` trains into ``folder/name`` and
+    returns its checkpoint; the second run dies at step 3 (its ``state.pt`` then holds step 2, the
+    configs save every 2 steps) and is run again to the end."""
+    import torch
+
+    whole = train("whole")
+    run_killed_at(monkeypatch, recipe, 3, lambda: train("killed"))
+    assert torch.load(folder / "killed" / "state.pt", weights_only=True)["step"] == 2
+    return whole, train("killed")
+
+
 def run_killed_at(monkeypatch, recipe: type, step: int, run) -> None:
     """``run()`` a training whose recipe dies (KeyboardInterrupt) when it reaches ``step``, as a
     kill would: what was saved before stays, nothing after."""

@@ -16,7 +16,13 @@ import torch
 import torch.nn.functional as F
 
 from iqa.errors import SrbenchError
-from tests.helpers import random_vgg16, run_killed_at, tiny_clip, tiny_rrdn, tiny_train_root
+from tests.helpers import (
+    random_vgg16,
+    tiny_clip,
+    tiny_rrdn,
+    tiny_train_root,
+    whole_and_resumed,
+)
 
 SMALL = {"embed_size": 32, "hidden": (16, 8)}
 
@@ -244,10 +250,8 @@ def test_training_resumes_to_the_same_module_and_the_catalogue_runs_it(tmp_path,
     from sr_methods.trained import read_checkpoint
 
     cfg, opts = setup(base8, vgg_file)
-    whole = run(tmp_path, "whole", data_root, cfg, opts)
-    run_killed_at(monkeypatch, CDASR, 3, lambda: run(tmp_path, "killed", data_root, cfg, opts))
-    assert torch.load(tmp_path / "killed" / "state.pt", weights_only=True)["step"] == 2
-    resumed = run(tmp_path, "killed", data_root, cfg, opts)
+    whole, resumed = whole_and_resumed(monkeypatch, CDASR, lambda name: run(tmp_path, name, data_root, cfg, opts),
+                                       tmp_path)
     (tw, rec, _), (tr, _, _) = read_checkpoint(whole), read_checkpoint(resumed)
     assert _equal(tw, tr) and all(k.startswith("dam.") and v.dtype == torch.float16 for k, v in tw.items())
     assert rec["method"] == "cdasr" and rec["arch"] == "cdasr" and rec["scale"] == 8

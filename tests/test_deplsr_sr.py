@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from iqa.errors import SrbenchError
-from tests.helpers import random_vgg16, run_killed_at, tiny_train_root
+from tests.helpers import random_vgg16, tiny_train_root, whole_and_resumed
 
 
 @pytest.fixture(scope="module")
@@ -121,13 +121,16 @@ def test_a_step_is_l1_of_the_body_under_the_frozen_priors(adaptor_ckpt, host, to
 
 def test_training_resumes_and_the_checkpoint_runs_as_a_method(tmp_path, data_root, adaptor_ckpt, host, monkeypatch):
     from bench.train.deplsr import DePLSR
-    from sr_methods.trained import TrainedMethod, load_network, read_checkpoint, read_record
+    from sr_methods.trained import (
+        TrainedMethod,
+        load_network,
+        read_checkpoint,
+        read_record,
+    )
 
     cfg, opts = setup(adaptor_ckpt, host)
-    whole = run(tmp_path, "whole", data_root, cfg, opts)
-    run_killed_at(monkeypatch, DePLSR, 3, lambda: run(tmp_path, "killed", data_root, cfg, opts))
-    assert torch.load(tmp_path / "killed" / "state.pt", weights_only=True)["step"] == 2
-    resumed = run(tmp_path, "killed", data_root, cfg, opts)
+    whole, resumed = whole_and_resumed(monkeypatch, DePLSR, lambda name: run(tmp_path, name, data_root, cfg, opts),
+                                       tmp_path)
     (tw, rec, _), (tr, _, _) = read_checkpoint(whole), read_checkpoint(resumed)
     assert set(tw) == set(tr) and all(torch.equal(tw[k], tr[k]) for k in tw)
     assert {k.split(".")[0] for k in tw} == {"adaptor", "body"} and not any(k.startswith("body.base") for k in tw)

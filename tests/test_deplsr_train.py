@@ -17,7 +17,7 @@ import pytest
 import torch
 
 from iqa.errors import SrbenchError
-from tests.helpers import random_vgg16, run_killed_at, tiny_clip, tiny_train_root
+from tests.helpers import random_vgg16, tiny_clip, tiny_train_root, whole_and_resumed
 
 
 @pytest.fixture(scope="module")
@@ -120,10 +120,8 @@ def test_training_resumes_to_the_same_adaptor(tmp_path, data_root, clip_files, m
 
     config, weights = clip_files
     cfg, opts = setup(str(config), weights, data_root, min_crop=24)
-    whole = run(tmp_path, "whole", data_root, cfg, opts)
-    run_killed_at(monkeypatch, DePLSRAdaptor, 3, lambda: run(tmp_path, "killed", data_root, cfg, opts))
-    assert torch.load(tmp_path / "killed" / "state.pt", weights_only=True)["step"] == 2
-    resumed = run(tmp_path, "killed", data_root, cfg, opts)
+    whole, resumed = whole_and_resumed(monkeypatch, DePLSRAdaptor, lambda name: run(tmp_path, name, data_root, cfg, opts),
+                                       tmp_path)
     (tw, rec, _), (tr, rec2, _) = read_checkpoint(whole), read_checkpoint(resumed)
     assert _equal(tw, tr) and all(v.dtype == torch.float16 for v in tw.values())
     assert rec["backbone"]["adaptor"] == "deplsr-clip:srbench-tiny-clip" and rec["backbone"]["content_term"] is False
@@ -136,8 +134,8 @@ def test_training_resumes_to_the_same_adaptor(tmp_path, data_root, clip_files, m
 
 def test_vgg16_checkpoint_holds_the_trainable_parts_and_rebuilds(tmp_path, data_root, vgg_file):
     from bench.train.deplsr import DePLSRAdaptor
-    from sr_methods.deplsr.adaptor import build_adaptor
     from iqa.assets import sha256_file
+    from sr_methods.deplsr.adaptor import build_adaptor
     from sr_methods.trained import read_checkpoint
 
     cfg, opts = setup("vgg16", vgg_file, data_root)

@@ -16,7 +16,13 @@ import torch
 import torch.nn.functional as F
 
 from iqa.errors import SrbenchError
-from tests.helpers import random_vgg16, run_killed_at, tiny_clip, tiny_rrdn, tiny_train_root
+from tests.helpers import (
+    random_vgg16,
+    tiny_clip,
+    tiny_rrdn,
+    tiny_train_root,
+    whole_and_resumed,
+)
 
 # -- the generator ----------------------------------------------------------------------------------------
 
@@ -244,10 +250,8 @@ def test_a_killed_training_resumes_to_the_same_weights(tmp_path, data_root, vgg_
     from bench.train.sfd_sr import SFDSRVGG16
 
     cfg, opts = setup(tmp_path, vgg_file)
-    whole = run(tmp_path, "whole", data_root, cfg, opts)
-    run_killed_at(monkeypatch, SFDSRVGG16, 3, lambda: run(tmp_path, "killed", data_root, cfg, opts))
-    assert torch.load(tmp_path / "killed" / "state.pt", weights_only=True)["step"] == 2
-    resumed = run(tmp_path, "killed", data_root, cfg, opts)
+    whole, resumed = whole_and_resumed(monkeypatch, SFDSRVGG16, lambda name: run(tmp_path, name, data_root, cfg, opts),
+                                       tmp_path)
     ww, wr = weights(whole), weights(resumed)
     assert all(torch.equal(ww[k], wr[k]) for k in ww)
     sw, sr = (torch.load(tmp_path / d / "state.pt", weights_only=True)["modules"] for d in ("whole", "killed"))

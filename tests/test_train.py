@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from iqa.errors import SrbenchError
-from tests.helpers import run_killed_at, tiny_rrdn, tiny_train_root
+from tests.helpers import run_killed_at, tiny_rrdn, tiny_train_root, whole_and_resumed
 
 
 @pytest.fixture
@@ -92,10 +92,8 @@ def test_a_killed_training_resumes_to_the_same_weights(tmp_path, data_root, monk
     from bench.train.rrdn_x16 import RRDNx16
 
     cfg, opts = cfg_and_opts(tmp_path)
-    whole = stage_weights(train(tmp_path, "whole", data_root, cfg, opts))
-    run_killed_at(monkeypatch, RRDNx16, 3, lambda: train(tmp_path, "killed", data_root, cfg, opts))
-    assert torch.load(tmp_path / "killed" / "state.pt", weights_only=True)["step"] == 2
-    resumed = stage_weights(train(tmp_path, "killed", data_root, cfg, opts))
+    whole, resumed = map(stage_weights, whole_and_resumed(
+        monkeypatch, RRDNx16, lambda name: train(tmp_path, name, data_root, cfg, opts), tmp_path))
     assert all(torch.equal(whole[k], resumed[k]) for k in whole)
     with pytest.raises(SrbenchError, match="another config"):
         train(tmp_path, "killed", data_root, replace(cfg, seed=1), opts)

@@ -286,12 +286,11 @@ class DePLSRAdaptor(Recipe):
 
     def __init__(self, cfg: TrainConfig, opts: Options, device: torch.device, **kw: Any):
         super().__init__(cfg, opts, device, **kw)
+        from sr_methods.deplsr.adaptor import build_adaptor
         from sr_methods.deplsr.degradations import DEPLSR
 
         _check(opts, cfg)
         o = opts
-        from sr_methods.deplsr.adaptor import build_adaptor
-
         self.adaptor = build_adaptor(backbone=o.backbone, backbone_weights=o.backbone_weights or None,
                                      levels=o.levels, width=o.width, text_hidden=o.text_hidden,
                                      normalise=o.normalise).to(device)

@@ -10,6 +10,7 @@ metadata holds the record of how it was made (format ``srbench-sr-1``)::
                    asset it builds on and that asset's sha256; the file then holds only the new layers
     config         the training config (every field) and the recipe's options
     images         [relative path, sha256] of every training image
+    held_out       [relative path, sha256] of training-set images kept out for validation (if any)
     parent         {"path", "sha256"} of the checkpoint training started from (--init), or null
     backbone       provenance of a guidance backbone (name, sha256), or null
     wall_seconds   training wall time, device, torch version
@@ -36,7 +37,7 @@ from .base import SRMethod
 
 FORMAT = "srbench-sr-1"
 _KEYS = ("method", "arch", "arch_options", "scale", "base", "config", "images", "parent", "backbone",
-         "wall_seconds", "validation")
+         "wall_seconds", "validation", "held_out")
 
 # arch name -> "module:callable" building the network from arch_options (imported only when used)
 ARCHS: dict[str, str] = {
@@ -46,6 +47,8 @@ ARCHS: dict[str, str] = {
     "cdasr": "sr_methods.cdasr.nets:build_cdasr_network",
     "deplsr-adaptor": "sr_methods.deplsr.adaptor:build_adaptor",
     "deplsr": "sr_methods.deplsr.nets:build_deplsr_network",
+    "clip-sr": "sr_methods.clipsr.nets:build_clipsr_network",
+    "clip-sr-align": "sr_methods.clipsr.image:build_aligner",
 }
 
 
@@ -66,7 +69,8 @@ def save_checkpoint(tensors: dict[str, torch.Tensor], record: dict[str, Any], pa
     missing = [k for k in ("method", "arch", "arch_options", "scale") if k not in record]
     if missing:
         raise SrbenchError(f"checkpoint record lacks {missing}")
-    meta = {"format": FORMAT, **{k: json.dumps(record.get(k), sort_keys=True, default=str) for k in _KEYS}}
+    meta = {"format": FORMAT, **{k: json.dumps(record.get(k), sort_keys=True, default=str) for k in _KEYS
+                                 if k != "held_out" or record.get(k)}}
     return write_safetensors({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, meta, path)
 
 
@@ -126,8 +130,9 @@ class TrainedMethod(SRMethod):
     """Runs a network from an ``srbench train`` checkpoint at its scale, in tiles when asked."""
 
     def __init__(self, path: str | os.PathLike[str], *, name: str | None = None, tile: int | None = None,
-                 tile_overlap: int | None = None, tile_blend: str = "crop"):
+                 tile_overlap: int | None = None, tile_blend: str = "crop", missing_caption: str = "unsupported"):
         super().__init__()
+        from .base import MISSING_CAPTION_MODES
         from .tiling import check_tile_options
 
         self.path = Path(path)
@@ -138,8 +143,14 @@ class TrainedMethod(SRMethod):
         self.tile, self.tile_overlap = check_tile_options(tile, tile_overlap, tile_blend)
         self.tile_blend = tile_blend
         self.verified = False  # True once checked against a known sha256 (a shipped checkpoint)
+        # a network conditioned on a caption (CLIP-SR): the runner gives it one per image
+        self.text_guided = hasattr(self.net, "encode_text")
+        if missing_caption not in MISSING_CAPTION_MODES:
+            raise SrbenchError(f"missing_caption must be one of {', '.join(MISSING_CAPTION_MODES)}, got "
+                               f"{missing_caption!r}")
+        self.missing_caption = missing_caption
 
-    def _upscale(self, lr: torch.Tensor, scale: int) -> torch.Tensor:
+    def _upscale(self, lr: torch.Tensor, scale: int, texts: list[str] | None = None) -> torch.Tensor:
         from .tiling import tiled_upscale
 
         x = lr.to(self.device, torch.float32)
@@ -147,6 +158,11 @@ class TrainedMethod(SRMethod):
         if hasattr(net, "priors"):  # conditioned on the whole image's priors (DePLSR): one set for every tile
             priors = net.priors(x)
             net = lambda t: self.net(t, priors)  # noqa: E731
+        if self.text_guided:  # one sentence embedding per image, shared by its tiles
+            sent = self.net.encode_text(texts).to(self.device)
+            if self.tile and x.shape[0] > 1:
+                return torch.cat([self._upscale(x[i:i + 1], scale, texts[i:i + 1]) for i in range(x.shape[0])])
+            net = lambda t: self.net(t, sent)  # noqa: E731
         if self.tile:
             return tiled_upscale(net, x, scale, self.tile, self.tile_overlap, blend=self.tile_blend)
         return net(x)
@@ -185,7 +201,7 @@ def info(name: str) -> dict[str, Any]:
     return {"name": method, "kind": "trained", "scales": (int(rec["scale"]),),
             "backbone": (rec.get("backbone") or {}).get("backbone"), "weights": path, "arch": rec.get("arch"),
             "assets": tuple(a for a in [(rec.get("base") or {}).get("asset")] if a),
-            "options": ["tile", "tile_overlap", "tile_blend"],
+            "options": ["tile", "tile_overlap", "tile_blend"] + (["missing_caption"] if rec.get("arch") == "clip-sr" else []),
             "description": f"{method} trained by srbench ({rec.get('arch')}, x{rec['scale']})"}
 
 
@@ -196,7 +212,7 @@ def build(name: str, **options: Any) -> TrainedMethod:
 
 
 def build_shipped(*, entry: Any, weights: str | os.PathLike[str] | None = None, tile: int | None = None,
-                  tile_overlap: int | None = None, tile_blend: str = "crop") -> TrainedMethod:
+                  tile_overlap: int | None = None, tile_blend: str = "crop", **options: Any) -> TrainedMethod:
     """A catalogue method whose checkpoint ships in ``sr_methods/data`` (verified against the
     catalogue's sha256), or ``weights=PATH`` instead (recorded, not verified; a folder means its
     file of the catalogue's name, as for a family's members). The checkpoint's record must name the
@@ -212,7 +228,8 @@ def build_shipped(*, entry: Any, weights: str | os.PathLike[str] | None = None, 
         if actual != entry.meta["sha256"]:
             raise SrbenchError(f"{path}: the checkpoint shipped with srbench has sha256 {actual}, expected "
                                f"{entry.meta['sha256']}; reinstall srbench (or pass weights=PATH)")
-    method = TrainedMethod(path, name=entry.name, tile=tile, tile_overlap=tile_overlap, tile_blend=tile_blend)
+    method = TrainedMethod(path, name=entry.name, tile=tile, tile_overlap=tile_overlap, tile_blend=tile_blend,
+                           **options)
     method.verified = not weights and method.sha256 == entry.meta["sha256"]
     recipe = entry.meta.get("recipe", entry.name)
     if method.record.get("method") != recipe:

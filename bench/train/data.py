@@ -67,6 +67,39 @@ def training_images(data_root: str | os.PathLike[str], sets: tuple[str, ...] = (
     return images
 
 
+def image_captions(paths: list[Path]) -> dict[Path, list[str]]:
+    """``{image path: its captions}`` for those of ``paths`` whose folder has a ``captions.jsonl``
+    (``{"id": stem, "captions": [...]}`` per line: `bench.run.datasets`'s layout of COCO and
+    CelebA-HQ, and of ``train/coco``, ``train/celeba_mm``); a malformed line is a one-line error."""
+    import json
+
+    found: dict[Path, list[str]] = {}
+    for folder in sorted({p.parent for p in paths}):
+        file = folder / "captions.jsonl"
+        if not file.is_file():
+            continue
+        by_id = {}
+        for n, line in enumerate(file.read_text().splitlines(), 1):
+            if line.strip():
+                try:
+                    row = json.loads(line)
+                    by_id[str(row["id"])] = [c for c in row["captions"] if isinstance(c, str) and c.strip()]
+                except (ValueError, KeyError, TypeError) as e:
+                    raise SrbenchError(f"{file}:{n}: not a caption line ({e})") from None
+        found.update({p: by_id[p.stem] for p in paths if p.parent == folder and by_id.get(p.stem)})
+    return found
+
+
+def draw_captions(sources: list[Path], captions: dict[Path, list[str]], g: torch.Generator) -> list[str | None]:
+    """One caption per patch (``sources``: the image each is cut from), drawn from ``g`` among its
+    image's captions; None for a patch of an uncaptioned image."""
+    out: list[str | None] = []
+    for path in sources:
+        c = captions.get(path)
+        out.append(c[int(torch.randint(len(c), (1,), generator=g))] if c else None)
+    return out
+
+
 def augment(x: torch.Tensor, k: int, flip: bool) -> torch.Tensor:
     """``k`` quarter turns, then a horizontal flip: the eight symmetries of the square."""
     x = torch.rot90(x, k, dims=(-2, -1))

@@ -123,7 +123,7 @@ from torch import nn
 
 from iqa.errors import SrbenchError
 
-from .data import find_data_root
+from .data import draw_captions, find_data_root, image_captions
 from .loop import Recipe, TrainConfig
 
 PROBE_SLOTS = ("blur", "noise", "jpeg")
@@ -331,35 +331,13 @@ class DePLSRAdaptor(Recipe):
         ``captions.jsonl`` (``{"id": stem, "captions": [...]}`` per line; `bench.run.datasets`'s
         layout of COCO and CelebA-HQ); empty outside the loop (no sampler)."""
         if getattr(self, "_captions", None) is None:
-            import json
-
-            found: dict[Any, list[str]] = {}
-            paths = getattr(getattr(self, "sampler", None), "paths", [])
-            for folder in sorted({p.parent for p in paths}):
-                file = folder / "captions.jsonl"
-                if not file.is_file():
-                    continue
-                by_id = {}
-                for n, line in enumerate(file.read_text().splitlines(), 1):
-                    if line.strip():
-                        try:
-                            row = json.loads(line)
-                            by_id[str(row["id"])] = [c for c in row["captions"] if isinstance(c, str) and c.strip()]
-                        except (ValueError, KeyError, TypeError) as e:
-                            raise SrbenchError(f"{file}:{n}: not a caption line ({e})") from None
-                found.update({p: by_id[p.stem] for p in paths if p.parent == folder and by_id.get(p.stem)})
-            self._captions = found
+            self._captions = image_captions(list(getattr(getattr(self, "sampler", None), "paths", [])))
         return self._captions
 
     def batch_captions(self, k: int, g: torch.Generator) -> list[str | None]:
         """One caption per patch of batch ``k`` (drawn from ``g`` among its image's captions), None
         for a patch of an uncaptioned image."""
-        caps = self.captions()
-        out: list[str | None] = []
-        for path in self.sampler.sources(k):
-            c = caps.get(path)
-            out.append(c[int(torch.randint(len(c), (1,), generator=g))] if c else None)
-        return out
+        return draw_captions(self.sampler.sources(k), self.captions(), g)
 
     def lq_batch(self, hr: torch.Tensor, g: torch.Generator) -> tuple[torch.Tensor, list]:
         """``(lq (B, 3, lq_size, lq_size) on the device, params)`` of the HR patches, from ``g``."""

@@ -114,6 +114,12 @@ class Recipe:
         root) and ``self.sampler`` (its `PatchSampler`) are set by the loop before the first step."""
         return {}
 
+    def split(self, images: list[tuple[Path, str]]) -> tuple[list[tuple[Path, str]], list[tuple[Path, str]]]:
+        """``(training images, held-out images)`` of the run's ``(path, sha256)`` list: a recipe that
+        validates on a held-out part of its training data keeps that part away from the sampler
+        (both lists are recorded in the checkpoint). Default: everything trains."""
+        return images, []
+
     def parent(self) -> dict[str, Any] | None:
         """``{"path", "sha256"}`` of the checkpoint this training started from, if any."""
         if self.init is None:
@@ -275,6 +281,10 @@ def train(recipe_cls: type[Recipe], cfg: TrainConfig, opts: Any, out: str | os.P
     torch.manual_seed(cfg.seed)
     recipe = recipe_cls(cfg, opts, dev, init=init_path, echo=echo)
     parent = recipe.parent()
+    images, held_out = recipe.split(images)
+    if not images:
+        raise SrbenchError(f"{recipe_cls.method}: no training image left after holding out {len(held_out)}")
+    recipe.held_out = [p for p, _ in held_out]
     fingerprint = _fingerprint(cfg, opts, images, parent)
     sampler = PatchSampler([p for p, _ in images], patch=cfg.patch, batch=cfg.batch,
                            degradation=cfg.degradation_key(), seed=cfg.seed)
@@ -366,6 +376,7 @@ def train(recipe_cls: type[Recipe], cfg: TrainConfig, opts: Any, out: str | os.P
     record = {"method": recipe_cls.method, "scale": cfg.scale, **record,
               "config": {**cfg.to_dict(), "method": asdict(opts)},
               "images": [[str(p.relative_to(root)), h] for p, h in images], "parent": parent,
+              **({"held_out": [[str(p.relative_to(root)), h] for p, h in held_out]} if held_out else {}),
               "wall_seconds": {"train": round(wall, 1), "device": str(dev), "torch": torch.__version__,
                                "amp": str(amp).replace("torch.", "") if amp else None},
               "validation": {**figures, "set": "kodak24", "images": len(validator.pairs) if validator else 0,

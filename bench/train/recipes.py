@@ -9,6 +9,7 @@ RECIPES = {
     "sfd-sr-vgg16": "bench.train.sfd_sr:SFDSRVGG16", "sfd-sr-clip": "bench.train.sfd_sr:SFDSRClip",
     "cdasr": "bench.train.cdasr:CDASR",
     "deplsr-adaptor": "bench.train.deplsr:DePLSRAdaptor", "deplsr": "bench.train.deplsr:DePLSR",
+    "clip-sr-align": "bench.train.clipsr:CLIPSRAlign", "clip-sr": "bench.train.clipsr:CLIPSR",
 }
 
 

@@ -1,6 +1,7 @@
 """The ``srbench`` command line.
 
     srbench run [--spec run.toml] [--datasets ...] [--scales ...] [--methods ...] [--out DIR]
+                [--caption TEXT] [--captions FILE]
     srbench list datasets|methods|metrics
     srbench data fetch NAME | srbench data check NAME
     srbench report RUN [RUN ...] | srbench report --compare OLD NEW
@@ -81,6 +82,13 @@ def build_parser() -> argparse.ArgumentParser:
                             "included); by default a rerun retries only what the environment caused")
     retry.add_argument("--no-retry", action="store_true",
                        help="reuse every finished cell as it is (no retry of missing, unavailable or failed rows)")
+    r.add_argument("--caption", metavar="TEXT",
+                   help="text-guided methods: this caption for every image (instead of the dataset's captions; "
+                        "recorded in the rows' caption column)")
+    r.add_argument("--captions", metavar="FILE",
+                   help="text-guided methods: per-image captions, JSON lines {\"id\": ..., \"caption\": \"...\"} or "
+                        "{\"id\": ..., \"captions\": [...]} (optional \"dataset\": NAME); a line wins over --caption; "
+                        "images not listed get --caption, else their dataset's captions")
     r.add_argument("--adapt-shots", type=int, help="few-shot adaptation: k target LR images per cell for every "
                    "method that adapts (ioda, cdasr-*); scored on the rest (bench.run.adapt)")
     r.add_argument("--adapt-steps", type=int, help="adaptation steps (fixed: nothing is selected on test images)")
@@ -197,7 +205,7 @@ def _spec_from_args(args: argparse.Namespace):
     for key in ("metrics",):
         if getattr(args, key):
             changes[key] = tuple(getattr(args, key))
-    for key in ("protocol", "seed", "device", "data_root", "save_sr", "limit", "max_pixels"):
+    for key in ("protocol", "seed", "device", "data_root", "save_sr", "limit", "max_pixels", "caption", "captions"):
         if getattr(args, key) is not None:
             changes[key] = getattr(args, key)
     spec = replace(spec, **changes) if changes else spec
@@ -320,10 +328,12 @@ def cmd_assets(args: argparse.Namespace) -> int:
     from iqa import nr_baselines, sfd
     from iqa.assets import ASSETS
     from sr_methods.catalogue import register_assets
+    from sr_methods.clipsr import text as clipsr_text
 
     register_assets()
     nr_baselines.register_assets()
     sfd.register_assets()
+    clipsr_text.register_assets()  # the MiniLM sentence encoder of CLIP-SR
     if args.action == "list":
         for name in ASSETS.names():
             a = ASSETS.get(name)

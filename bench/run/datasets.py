@@ -29,6 +29,11 @@ cropped to a multiple of 4 may already lack rows and columns that the originals 
 multiple of 5 keep (Set14 ``comic``, 250 px wide: 248 in ``HR_mod4``, so 245 instead of 250 at
 x5), and scores on a smaller image are not the benchmark's.
 
+Captions (``captions = "captions.jsonl"``): JSON lines ``{"id": "<image id>", "captions": ["...", ...]}``
+beside the images; each `ImageItem` carries its image's captions (none when the file or the line is
+absent). A malformed file is a `DatasetContentError` naming the file and the line. `CaptionOverrides`
+holds the captions a run gives instead (``--caption``, ``--captions FILE``).
+
 Every image id (after ``id_regex``) is unique within a dataset, and every entry that looks like an
 image or a folder of the layout can be read: two files with one id (``a.png`` and ``a.bmp``), a
 symbolic link loop or a broken link raise `DatasetContentError` (one line naming the files) when
@@ -37,8 +42,10 @@ the items are listed, before anything is scored; nothing is skipped in silence.
 
 from __future__ import annotations
 
+import difflib
 import errno
 import fnmatch
+import hashlib
 import json
 import os
 import re
@@ -221,6 +228,156 @@ class ImageItem:
     meta: tuple[tuple[str, str], ...] = ()
 
 
+def caption_records(path: Path, what: str = "captions file") -> Iterable[tuple[int, dict[str, Any]]]:
+    """(line number, JSON object) of each non-blank line of a JSON-lines captions file; a missing,
+    unreadable or malformed file is a one-line `SrbenchError` naming the file (and the line)."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SrbenchError(f"{path}: {what} not found") from None
+    except UnicodeDecodeError as e:
+        raise SrbenchError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
+    except OSError as e:
+        raise SrbenchError(f"{path}: cannot read the {what} ({e.strerror or e})") from None
+    for n, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise SrbenchError(f"{path} line {n}: not valid JSON ({e.msg} at column {e.colno}); each line must be "
+                               f"an object like {{\"id\": \"...\", \"captions\": [\"...\"]}}") from None
+        if not isinstance(rec, dict):
+            raise SrbenchError(f"{path} line {n}: expected a JSON object like {{\"id\": \"...\", \"captions\": "
+                               f"[\"...\"]}}, got {type(rec).__name__}")
+        yield n, rec
+
+
+_CAPTION_KEYS = {"id", "caption", "captions", "dataset"}
+
+
+def caption_line(path: Path, n: int, rec: dict[str, Any], strict: bool = True) -> tuple[str, tuple[str, ...]]:
+    """``(image id, captions)`` of one captions-file record: ``{"id": ..., "captions": [...]}`` or
+    ``{"id": ..., "caption": "..."}``. ``strict``: other keys than id, caption(s) and dataset are an
+    error (override files); a dataset's own file may carry more. One-line errors name the line."""
+    where = f"{path} line {n}"
+    if strict and (unknown := sorted(set(rec) - _CAPTION_KEYS)):
+        raise SrbenchError(f"{where}: unknown keys {unknown} (known: dataset, id, caption, captions)")
+    image_id = rec.get("id")
+    if isinstance(image_id, bool) or not isinstance(image_id, (str, int)) or not str(image_id).strip():
+        raise SrbenchError(f"{where}: \"id\" must be the image id (text), got {_shown(image_id)}")
+    if ("caption" in rec) == ("captions" in rec):
+        raise SrbenchError(f"{where}: give either \"caption\" (one text) or \"captions\" (a list), "
+                           f"{'not both' if 'caption' in rec else 'found neither'}")
+    if "caption" in rec:
+        if not isinstance(rec["caption"], str):
+            raise SrbenchError(f"{where}: \"caption\" must be text, got {_shown(rec['caption'])}")
+        return str(image_id), (rec["caption"],)
+    texts = rec["captions"]
+    # a dataset's own file may list an image with no caption (it then has none); an override must give one
+    if not isinstance(texts, list) or (strict and not texts) or not all(isinstance(t, str) for t in texts):
+        raise SrbenchError(f"{where}: \"captions\" must be a {'non-empty ' if strict else ''}list of texts, "
+                           f"got {_shown(texts)}")
+    return str(image_id), tuple(texts)
+
+
+def _shown(value: Any, limit: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+@dataclass(frozen=True)
+class CaptionOverrides:
+    """The captions a run gives text-guided methods instead of the datasets' own (``--caption``,
+    ``--captions FILE``; spec keys ``caption`` and ``captions``).
+
+    ``text``: one caption for every image. ``file``: JSON lines ``{"id": ..., "caption": "..."}``
+    or ``{"id": ..., "captions": [...]}`` (then the run's seeded choice picks one), optionally with
+    ``"dataset": "coco"`` to restrict the line to one dataset of the run. For an image, a line of the
+    file wins (one naming its dataset before one that does not), then ``text``, then the dataset's
+    captions. `load` refuses, before anything runs, a file that is missing or malformed, a line
+    naming a dataset that is not in the run, and an id that no dataset of the run has."""
+
+    text: str | None = None
+    file: Path | None = None
+    sha256: str | None = None
+    entries: dict[tuple[str | None, str], tuple[str, ...]] = field(default_factory=dict)
+
+    def __bool__(self) -> bool:
+        return self.text is not None or self.file is not None
+
+    @classmethod
+    def load(cls, text: str | None, file: str | Path | None,
+             dataset_ids: dict[str, set[str] | None]) -> CaptionOverrides:
+        """``dataset_ids``: each dataset of the run -> the ids of its images (None when its images
+        could not be listed here: ids meant for it cannot be checked)."""
+        if file is None:
+            return cls(text)
+        from iqa.assets import sha256_file
+
+        path = Path(file).expanduser()
+        entries: dict[tuple[str | None, str], tuple[str, ...]] = {}
+        first: dict[tuple[str | None, str], int] = {}
+        for n, rec in caption_records(path):
+            image_id, texts = caption_line(path, n, rec)
+            dataset = rec.get("dataset")
+            if dataset is not None:
+                if not isinstance(dataset, str) or not dataset.strip():
+                    raise SrbenchError(f"{path} line {n}: \"dataset\" must be a dataset name, got {dataset!r}")
+                targets = [d for d in dataset_ids if d == dataset or d.split(":", 1)[0] == dataset]
+                if not targets:
+                    close = difflib.get_close_matches(dataset, list(dataset_ids), n=1, cutoff=0.5)
+                    hint = f"; did you mean {close[0]!r}?" if close else ""
+                    raise SrbenchError(f"{path} line {n}: dataset {dataset!r} is not in this run{hint} (datasets: "
+                                       f"{', '.join(dataset_ids)})")
+            else:
+                targets = list(dataset_ids)
+            known = [dataset_ids[d] for d in targets]
+            if all(ids is not None for ids in known) and not any(image_id in ids for ids in known):
+                pool = sorted(set().union(*known))
+                close = difflib.get_close_matches(image_id, pool, n=1, cutoff=0.6)
+                hint = f"; did you mean {close[0]!r}?" if close else ""
+                raise SrbenchError(f"{path} line {n}: id {image_id!r} is in no dataset of the run{hint} "
+                                   f"({', '.join(targets)}: {len(pool)} images)")
+            key = (dataset, image_id)
+            if key in first:
+                raise SrbenchError(f"{path} line {n}: id {image_id!r}"
+                                   f"{f' of dataset {dataset!r}' if dataset else ''} is given twice (first on line "
+                                   f"{first[key]})")
+            first[key] = n
+            entries[key] = texts
+        return cls(text, path, sha256_file(path), entries)
+
+    def captions_for(self, dataset: str, image_id: str) -> tuple[str, ...] | None:
+        """The override captions of an image of ``dataset`` (None: the dataset's own apply)."""
+        for key in ((dataset, image_id), (dataset.split(":", 1)[0], image_id), (None, image_id)):
+            if key in self.entries:
+                return self.entries[key]
+        return (self.text,) if self.text is not None else None
+
+    def fingerprint(self, dataset: str) -> dict[str, Any]:
+        """What the overrides change for ``dataset`` (``{}``: nothing): part of the fingerprint of
+        the cells of text-guided methods, so that another override recomputes them."""
+        out: dict[str, Any] = {}
+        if self.text is not None:
+            out["caption"] = self.text
+        base = dataset.split(":", 1)[0]
+        mine = sorted((k[0] or "", k[1], list(v)) for k, v in self.entries.items() if k[0] in (None, dataset, base))
+        if mine:
+            out["captions"] = hashlib.sha256(json.dumps(mine).encode()).hexdigest()[:16]
+        return out
+
+    def record(self) -> dict[str, Any]:
+        """For the run manifest: the text, or the file with its sha256 and number of entries."""
+        out: dict[str, Any] = {}
+        if self.text is not None:
+            out["caption"] = self.text
+        if self.file is not None:
+            out["captions_file"] = {"path": str(self.file.resolve()), "sha256": self.sha256,
+                                    "entries": len(self.entries)}
+        return out
+
+
 def _looks_like_image(p: Path) -> bool:
     return p.suffix.lower() in IMAGE_EXTENSIONS and not p.name.startswith(".")
 
@@ -379,16 +536,25 @@ class Dataset:
         return path.stem
 
     def _captions(self, root: Path) -> dict[str, tuple[str, ...]]:
+        """``{image id: captions}`` from the manifest's captions file (absent: none); a malformed
+        file is a `DatasetContentError` naming the file and the line."""
         if not self.manifest.captions:
             return {}
         path = root / self.manifest.captions
         if not path.is_file():
             return {}
-        out = {}
-        for line in path.read_text().splitlines():
-            if line.strip():
-                rec = json.loads(line)
-                out[str(rec["id"])] = tuple(rec["captions"])
+        out: dict[str, tuple[str, ...]] = {}
+        first: dict[str, int] = {}
+        try:
+            for n, rec in caption_records(path):
+                image_id, texts = caption_line(path, n, rec, strict=False)
+                if image_id in first:
+                    raise SrbenchError(f"{path} line {n}: id {image_id!r} is given twice (first on line "
+                                       f"{first[image_id]})")
+                first[image_id] = n
+                out[image_id] = texts
+        except SrbenchError as e:
+            raise DatasetContentError(f"dataset {self.manifest.name!r}: {e}") from None
         return out
 
     def _metadata(self, root: Path) -> dict[str, dict[str, str]]:

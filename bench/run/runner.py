@@ -11,8 +11,20 @@ Reruns repair (``retry="auto"``, the default): a finished cell is reused only wh
 the dataset has rows and none of them is worth retrying: rows whose cause is the environment
 (disk, I/O, memory), ``missing``/``unavailable`` cells, and per-image ``unavailable`` metric rows
 once that metric can be built, are computed again; rows caused by the input or the method are
-kept. ``retry="errors"`` (``--retry-errors``) retries every row that is not ``ok``;
+kept. ``retry="errors"`` (``--retry-errors``) retries every row that is not ``ok`` (but an image
+that still has no caption for a text-guided method, see below);
 ``retry="none"`` (``--no-retry``) reuses every finished cell as it is.
+
+Captions (text-guided methods, ``SRMethod.text_guided``): each image gets one caption, the same for
+every method of the run: of its candidates (a line of the ``--captions`` file for the image, else
+``--caption``, else the dataset's captions) the one at index ``derive_seed(run seed, image id,
+"caption") % len(candidates)`` (`pick_caption`). It is passed as ``upscale(lr, scale, text=[caption])``
+and recorded in the rows' ``caption`` column (None for methods that are not text-guided, which never
+see it). An image without any caption is recorded as ``unsupported`` (cause ``input``; computed again
+once it has one), unless the method's ``missing_caption`` is ``"empty"``: then it runs with the empty
+prompt and ``""`` is recorded. Overrides are part of the fingerprint of text-guided cells only, so a
+new ``--caption`` recomputes those and keeps every other cell; a row whose recorded caption is no
+longer the one this run would give (a dataset's captions file edited) is computed again.
 """
 
 from __future__ import annotations
@@ -31,13 +43,14 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Callable
 
+import pandas as pd
 import torch
 
 import iqa
 from iqa.errors import SrbenchError
 from iqa.protocols import get_protocol
 
-from bench.run.datasets import Dataset, DatasetContentError, DatasetMissingError, ImageItem
+from bench.run.datasets import CaptionOverrides, Dataset, DatasetContentError, DatasetMissingError, ImageItem
 from bench.run.degradations import Degradation, degradation_keys, derive_seed, parse_degradation
 from bench.run.io import DiskFullError, ImageReadError, max_pixels, pixel_limit, read_image, read_image_gray, write_png
 from bench.run.spec import MethodSpec, RunSpec
@@ -150,6 +163,7 @@ class CellResult:
     message: str = ""
     cached: bool = False
     n_inf: dict[str, int] = field(default_factory=dict)
+    n_unsupported: int = 0  # images not run (a text-guided method, an image without a caption)
 
 
 def _row(item_id: str, ctx: dict[str, Any], metric: str, value: float, status: str = "ok", message: str = "",
@@ -170,21 +184,44 @@ def _cause(e: BaseException, default: str) -> str:
     return default
 
 
+CAPTION_KEY = "caption"  # the third part of the seed that picks an image's caption (`pick_caption`)
+# the message of the rows of an image that a text-guided method did not run: the same for every image
+# and method (the rows name them), so that reports say it once for all the cells it concerns
+NO_CAPTION = ("no caption for this image and no --caption/--captions; the method is text-guided (its option "
+              "missing_caption=\"empty\" runs it with the empty prompt)")
+
+
+def pick_caption(captions: tuple[str, ...] | list[str], run_seed: int, image_id: str) -> str | None:
+    """The caption of an image that a run gives text-guided methods: ``captions[derive_seed(run_seed,
+    image_id, "caption") % len(captions)]``, the same for every method; None when there is none."""
+    if not captions:
+        return None
+    return captions[derive_seed(run_seed, image_id, CAPTION_KEY) % len(captions)]
+
+
 def validate_names(spec: RunSpec) -> list[Dataset]:
-    """Every dataset, method (and its options) and metric of ``spec`` exists, and no dataset
-    present holds two images with one id (or a link loop): checked before a run folder is
-    created, so a misspelt name leaves nothing behind. Returns the datasets."""
+    """Every dataset, method (and its options) and metric of ``spec`` exists, no dataset
+    present holds two images with one id (or a link loop), and the caption overrides are readable
+    and name images of the run: checked before a run folder is created, so a misspelt name leaves
+    nothing behind. Returns the datasets."""
+    return _validate(spec)[0]
+
+
+def _validate(spec: RunSpec) -> tuple[list[Dataset], CaptionOverrides]:
     import sr_methods
 
     datasets = [Dataset(name, spec.data_root) for name in spec.datasets]
+    ids: dict[str, set[str] | None] = {}
     for ds in datasets:
+        found: set[str] | None = None
         for scale in sorted({parse_degradation(k).scale for k in degradation_keys(spec.degradations, spec.scales, False)}):
             try:
-                ds.items(scale)
+                found = (found or set()) | {it.id for it in ds.items(scale)}
             except DatasetContentError:
                 raise
             except SrbenchError:  # missing here: recorded as a 'missing' cell by the run
                 pass
+        ids[ds.name] = found
     for m in spec.methods:
         name, options = sr_methods._merge_options(m.name, m.options)
         info = sr_methods.method_info(name)
@@ -195,7 +232,7 @@ def validate_names(spec: RunSpec) -> list[Dataset]:
                                f"{', '.join(adaptive)}")
     for name in spec.metrics:
         iqa.METRICS.get(name)
-    return datasets
+    return datasets, CaptionOverrides.load(spec.caption, spec.captions, ids)
 
 
 class Runner:
@@ -217,6 +254,9 @@ class Runner:
         self._metric_hashes: list[str] = []
         self._built_metrics: set[str] = set()
         self._adapt_sources: dict[int, Any] = {}  # scale -> bench.run.adapt.SourceData (or None), built once
+        self.captions = CaptionOverrides()  # --caption / --captions (read by run())
+        self._text_guided: set[str] = set()  # labels of the text-guided methods built
+        self._expected: dict[str, dict[str, str | None]] = {}  # dataset -> image id -> caption this run gives
 
     # -- set-up -----------------------------------------------------------------------------------
     def _with_assets(self, what: str, assets: tuple[str, ...], build: Callable[[], Any]) -> Any:
@@ -281,6 +321,9 @@ class Runner:
             "seeds": {"run_seed": self.spec.seed, "rule": "sha256(run_seed, image_id, degradation)[:8] >> 1"},
             "weights": {label: m.provenance() for label, m in methods.items()},
             "metric_weights": {name: p for name, m in metrics.items() if (p := m.provenance())},
+            **({"captions": {"rule": "captions[(sha256(run_seed, image_id, 'caption')[:8] >> 1) % len(captions)]",
+                             "text_guided": sorted(self._text_guided), **self.captions.record()}}
+               if self._text_guided or self.captions else {}),
             "created": old.get("created", started),
             "sessions": old.get("sessions", []) + [{"started": started, "pid": os.getpid(), "argv": sys.argv}],
         }
@@ -290,7 +333,7 @@ class Runner:
     # -- the run ------------------------------------------------------------------------------------
     def run(self) -> list[CellResult]:
         dev = resolve_device(self.spec.device)
-        datasets = validate_names(self.spec)  # unknown names fail here, before the run folder exists
+        datasets, self.captions = _validate(self.spec)  # unknown names fail here, before the run folder exists
         limit = self.spec.max_pixels if self.spec.max_pixels is not None else max_pixels()
         with RunLock(self.out), pixel_limit(limit):
             return self._run(dev, datasets)
@@ -302,6 +345,10 @@ class Runner:
         metrics, bad_metrics = self._build_metrics(dev)
         self._built_metrics = set(metrics)
         methods, bad_methods = self._build_methods(dev)
+        self._text_guided = {label for label, m in methods.items() if getattr(m, "text_guided", False)}
+        if self.captions and not self._text_guided:
+            self.echo(f"!! {self._override_flags()} given, but no method of this run is text-guided: "
+                      f"no method reads a caption")
         manifest = self._write_manifest(dev, methods, metrics, started)
         # a finished cell is reused only with the same weights: a changed network or metric
         # checkpoint (same name, other file) reruns the cells it touches
@@ -321,10 +368,29 @@ class Runner:
         """Rows (of a cell's score frame) that this run computes again."""
         if self.retry == "none":
             return df["status"] != df["status"]  # all False
-        if self.retry == "errors":
-            return df["status"] != "ok"
+        stale, uncaptioned = self._caption_rows(df)
+        if self.retry == "errors":  # an image still without a caption would only be refused again
+            return ((df["status"] != "ok") & ~uncaptioned) | stale
         metric_back = (df["status"] == "unavailable") & df["metric"].isin(self._built_metrics)
-        return (df["cause"] == "environment") | metric_back
+        return (df["cause"] == "environment") | metric_back | stale
+
+    def _caption_rows(self, df) -> tuple[Any, Any]:
+        """Rows of a text-guided cell (a caption recorded, or an image refused for want of one) that
+        are stale (the caption this run gives is another: computed again) or still have no caption
+        to run with (kept as they are)."""
+        none = df["status"] != df["status"]
+        if not self._expected or "caption" not in df.columns or not len(df):
+            return none, none
+        refused = (df["status"] == "unsupported") & (df["image"] != "*")
+        mine = df["caption"].notna() | refused
+        if not mine.any():
+            return none, none
+        unknown = object()
+        expected = [self._expected.get(d, {}).get(i, unknown) for d, i in zip(df["dataset"], df["image"])]
+        stale = [bool(m) and e is not unknown and (rec not in (None, "") if e is None else rec != e)
+                 for m, e, rec in zip(mine, expected, df["caption"])]
+        still = [bool(r) and e is None for r, e in zip(refused, expected)]
+        return pd.Series(stale, index=df.index, dtype=bool), pd.Series(still, index=df.index, dtype=bool)
 
     def _reusable(self, cell: Cell, fp: str, items: list[ImageItem] | None) -> bool:
         """Whether a finished cell stands as it is (see the module doc)."""
@@ -348,6 +414,8 @@ class Runner:
                    "protocol": self.protocol.name, "seed": self.spec.seed, "save_sr": self.spec.save_sr,
                    **({"limit": self.spec.limit} if self.spec.limit is not None else {}),
                    **({"weights": weights} if weights else {})}
+        if m.label in self._text_guided and (overrides := self.captions.fingerprint(ds)):
+            payload["caption_overrides"] = overrides  # absent otherwise: other cells keep their fingerprint
         return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
     def _run_degradation(self, ds: Dataset, deg: Degradation, dev, metrics, bad_metrics, methods, bad_methods) -> None:
@@ -359,6 +427,8 @@ class Runner:
             items = ds.items(scale)
             if self.spec.limit is not None:
                 items = sorted(items, key=lambda it: it.id)[: self.spec.limit]
+            if self._text_guided:
+                self._expected[ds.name] = {it.id: self.caption_for(ds, it) for it in items}
         except DatasetMissingError as e:
             missing = str(e)
             if ds.name not in self._said_missing:
@@ -403,6 +473,16 @@ class Runner:
         cell.write_part([_row("*", ctx, "*", math.nan, status, message)], [])
         cell.finish(fp, {"status_detail": status, "message": message, "n_images": 0}, keep={"*"})
         self._report_cell(cell)
+
+    def caption_for(self, ds: Dataset, item: ImageItem) -> str | None:
+        """The caption text-guided methods get for ``item`` in this run (None: it has none); see
+        the module doc."""
+        candidates = self.captions.captions_for(ds.name, item.id)
+        return pick_caption(item.captions if candidates is None else candidates, self.spec.seed, item.id)
+
+    def _override_flags(self) -> str:
+        return " and ".join(f for f, v in (("--caption", self.captions.text), ("--captions", self.captions.file))
+                            if v is not None)
 
     def lr_cache(self, ds: Dataset, deg: Degradation, item: ImageItem) -> Path:
         """Where the run caches the synthetic LR image of ``item``."""
@@ -456,6 +536,14 @@ class Runner:
         self._report_cell(cell)
 
     def _score_image(self, ds, deg, item, method, dev, metrics, bad_metrics, ctx, timings) -> list[dict]:
+        text = None
+        if getattr(method, "text_guided", False):
+            caption = self.caption_for(ds, item)
+            if caption is None and getattr(method, "missing_caption", "unsupported") == "empty":
+                caption = ""
+            if caption is None:  # never run without text: said in the row (and on a !! line per cell)
+                return [_row(item.id, {**ctx, "caption": None}, "*", math.nan, "unsupported", NO_CAPTION, "input")]
+            ctx, text = {**ctx, "caption": caption}, [caption]
         stage = "input"
         try:
             hr, gray = read_image_gray(item.hr)
@@ -465,7 +553,7 @@ class Runner:
             if dev.type == "cuda":
                 torch.cuda.synchronize(dev)
             t0 = time.perf_counter()
-            sr = method.upscale(lr, deg.scale)
+            sr = method.upscale(lr, deg.scale) if text is None else method.upscale(lr, deg.scale, text=text)
             if dev.type == "cuda":
                 torch.cuda.synchronize(dev)
             seconds = time.perf_counter() - t0
@@ -500,6 +588,7 @@ class Runner:
         df = cell.scores()
         ok = df[df["status"] == "ok"]
         n_err = int((df["status"] == "error").sum())
+        refused = df[(df["status"] == "unsupported") & (df["image"] != "*")]
         status = info.get("status_detail", "ran")
         res = CellResult(cell.dataset, cell.degradation, cell.method, status, info.get("n_images", 0),
                          n_ok=ok["image"].nunique(), n_errors=n_err,
@@ -507,8 +596,14 @@ class Runner:
                          seconds_per_image=info.get("seconds_per_image"), peak_mb=info.get("peak_mb"),
                          message=info.get("message", ""), cached=cached,
                          n_inf={m: int(n) for m, n in ok.groupby("metric")["value"].agg(
-                             lambda v: int(v.abs().eq(math.inf).sum())).items() if n})
+                             lambda v: int(v.abs().eq(math.inf).sum())).items() if n},
+                         n_unsupported=refused["image"].nunique())
         self.results.append(res)
+        if res.n_unsupported and not cached:
+            ids = list(dict.fromkeys(refused["image"].astype(str)))
+            shown = ", ".join(ids[:3]) + (f" and {len(ids) - 3} more" if len(ids) > 3 else "")
+            self.echo(f"!! {cell.dataset} {cell.degradation} {cell.method}: {len(ids)} image(s) not run ({shown}): "
+                      f"{refused['message'].iloc[0]}")
         if res.status == "missing" and res.message in self._said_missing:  # said in full on a !! line
             res = CellResult(**{**res.__dict__, "message": "see the !! line above"})
         self.echo(format_cell(res))
@@ -538,5 +633,6 @@ def format_cell(r: CellResult) -> str:
     speed = f"  {1000 * r.seconds_per_image:.1f} ms/img" if r.seconds_per_image is not None else ""
     mem = f"  peak {r.peak_mb:.0f} MB" if r.peak_mb else ""
     errs = f"  {r.n_errors} ERRORS" if r.n_errors else ""
+    errs += f"  {r.n_unsupported} UNSUPPORTED (no caption)" if r.n_unsupported else ""
     cached = "  (cached)" if r.cached else ""
     return f"{head} {r.n_ok}/{r.n_images} ok  {scores}{speed}{mem}{errs}{cached}"

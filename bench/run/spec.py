@@ -15,6 +15,10 @@ A spec comes from a TOML file (``srbench run --spec run.toml``) or from CLI flag
     # methods = [{ name = "ioda", base = "craft-x4", adapt = { shots = 1, steps = 100, seed = 0 } }]
     limit = 20           # optional: only the first 20 images (sorted by id) of each dataset
     max_pixels = 64000000  # optional: refuse larger images (default 64 megapixels; 0: no limit)
+    # optional, for text-guided methods (see bench.run.runner): one caption for every image, and/or
+    # per-image captions (JSON lines {"id": ..., "caption": "..."}; they win over `caption`)
+    caption = "a red double-decker bus"
+    captions = "my_captions.jsonl"
 
 A value of the wrong type (``scales = 2``, ``scales = ["abc"]``, ``seed = "x"``) or a name given
 twice is a one-line error naming the key and the value.
@@ -78,7 +82,7 @@ class MethodSpec:
 
 
 _KEYS = {"datasets", "scales", "methods", "metrics", "protocol", "seed", "device", "save_sr", "data_root", "limit",
-         "max_pixels", "degradations"}
+         "max_pixels", "degradations", "caption", "captions"}
 
 
 def _type_name(value: Any) -> str:
@@ -132,6 +136,10 @@ class RunSpec:
     # degradation families crossed with `scales` ("bicubic" (default), "realesrgan", "bdn", "dn") and/or
     # full keys ("realesrgan-x4", "x16"); see bench.run.degradations
     degradations: tuple[str, ...] = ()
+    # caption overrides for text-guided methods: one text for every image, and/or a JSON-lines file of
+    # per-image captions (bench.run.datasets.CaptionOverrides); None: the datasets' own captions
+    caption: str | None = None
+    captions: str | None = None
 
     def __post_init__(self) -> None:
         from bench.run.degradations import FAMILIES, is_family, parse_degradation
@@ -160,6 +168,11 @@ class RunSpec:
         if self.max_pixels is not None and (isinstance(self.max_pixels, bool) or not isinstance(self.max_pixels, int)
                                             or self.max_pixels < 0):
             raise SrbenchError(f"max_pixels must be a number of pixels (0 for no limit), got {self.max_pixels!r}")
+        if self.caption is not None and not isinstance(self.caption, str):
+            raise SrbenchError(f"caption must be a text, got {self.caption!r} ({_type_name(self.caption)})")
+        if self.captions is not None and (not isinstance(self.captions, str) or not self.captions.strip()):
+            raise SrbenchError(f"captions must be the path of a JSON-lines captions file, got {self.captions!r} "
+                               f"({_type_name(self.captions)})")
         for what, values in (("dataset", self.datasets), ("scale", self.scales), ("metric", self.metrics),
                              ("degradation", [d.strip().lower() for d in self.degradations]),
                              ("method label", [m.label for m in self.methods])):
@@ -186,6 +199,10 @@ class RunSpec:
             _typed(source, k, v, int, "an integer")
         if "data_root" in data:
             _typed(source, "data_root", data["data_root"], str, "a folder path (text)")
+        if "caption" in data:
+            _typed(source, "caption", data["caption"], str, "a text")
+        if "captions" in data:
+            _typed(source, "captions", data["captions"], str, "the path of a JSON-lines captions file (text)")
         try:
             return cls(
                 datasets=_names(source, "datasets", data["datasets"]),
@@ -198,6 +215,7 @@ class RunSpec:
                 save_sr=_typed(source, "save_sr", data.get("save_sr", False), bool, "true or false"),
                 data_root=data.get("data_root"), **opt,
                 degradations=_names(source, "degradations", data.get("degradations", [])),
+                caption=data.get("caption"), captions=data.get("captions"),
             )
         except SrbenchError as e:
             raise e if str(e).startswith(source) else SrbenchError(f"{source}: {e}") from None
@@ -211,6 +229,9 @@ class RunSpec:
         d["methods"] = [m.to_dict() for m in self.methods]
         for key in ("max_pixels", "degradations"):  # keeps the digest of default run folders as it was
             if not d[key]:
+                del d[key]
+        for key in ("caption", "captions"):  # "" is a caption (the empty prompt): only None is left out
+            if d[key] is None:
                 del d[key]
         return d
 

@@ -20,11 +20,17 @@ Every score row has a ``cause`` when it is not ``ok``, which decides whether a r
 
 - ``input``: a property of the input (an unreadable or truncated image, one too small for the
   scale or above the pixel limit): kept, a rerun gives the same answer (``--retry-errors`` forces);
+  an image without a caption, for a text-guided method, is an ``unsupported`` row of this cause,
+  computed again only once the image has a caption (see `bench.run.runner`);
 - ``method``: the method or a metric raised on this image (or returned a wrong shape): kept, as
   the same code gives the same answer (``--retry-errors`` forces);
 - ``environment``: the machine failed (disk full, I/O error, out of memory): retried by the next run;
 - ``setup``: the cell or metric could not run here (``missing`` dataset, ``unavailable`` weights or
   metric): retried by the next run once it can run (a dataset added, a file restored).
+
+The ``caption`` column holds the caption a text-guided method was given for the image (``""``: the
+empty prompt); it is missing (None) for the rows of other methods, and in run folders written before
+the column existed.
 
 A part file that cannot be read (truncated, garbage) is set aside as ``corrupt-*.parquet`` with one
 line naming it, and its images are computed again; the report names such a file and stops.
@@ -47,7 +53,7 @@ from iqa.errors import SrbenchError
 from bench.run.io import DiskFullError, atomic_path, disk_full_error, is_disk_full  # noqa: F401 (re-exported)
 
 SCORE_COLUMNS = ["dataset", "degradation", "scale", "method", "image", "metric", "value", "protocol", "status",
-                 "message", "cause"]
+                 "message", "cause", "caption"]
 TIMING_COLUMNS = ["dataset", "degradation", "method", "image", "seconds", "megapixels", "device"]
 STATUSES = ("ok", "error", "unsupported", "unavailable", "missing")
 CAUSES = ("", "input", "method", "environment", "setup")
@@ -158,6 +164,8 @@ def score_frame(rows: Iterable[dict[str, Any]] | pd.DataFrame) -> pd.DataFrame:
     df["value"] = df["value"].astype("float64")
     df["scale"] = df["scale"].astype("int64")
     df["cause"] = df["cause"].astype(object)
+    caption = df["caption"].astype(object)  # rows written before the column existed read as missing
+    df["caption"] = caption.where(caption.notna(), None)
     return df
 
 

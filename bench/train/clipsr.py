@@ -304,18 +304,26 @@ class Options:
     holdout: int = 5
 
 
-SHIPPED_ALIGNER = "clip-sr-align-minilm-vgg16-cap45"
+# the aligner that ships (sr_methods/data): (file, sha256), None until one does
+SHIPPED_ALIGNER: tuple[str, str] | None = None
 
 
 def resolve_aligner(spec: str) -> Path | None:
+    """``""`` -> None; ``"shipped"`` -> the shipped ``clip-sr-align`` checkpoint (checked by sha256);
+    else the path given."""
     if not spec:
         return None
-    if spec == "shipped":
-        from sr_methods.catalogue import get_entry
+    if spec != "shipped":
+        return Path(spec)
+    if SHIPPED_ALIGNER is None:
+        raise SrbenchError("no clip-sr-align aligner ships with this version: give [method] aligner = PATH "
+                           "(a `srbench train clip-sr-align` checkpoint) or aligner = \"\" (no cosine term)")
+    from iqa.assets import file_sha256
 
-        entry = get_entry(SHIPPED_ALIGNER)
-        return Path(__file__).resolve().parents[2] / "sr_methods" / "data" / entry.meta["file"]
-    return Path(spec)
+    path = Path(__file__).resolve().parents[2] / "sr_methods" / "data" / SHIPPED_ALIGNER[0]
+    if not path.is_file() or file_sha256(path) != SHIPPED_ALIGNER[1]:
+        raise SrbenchError(f"{path}: the shipped aligner is missing or altered (expected sha256 {SHIPPED_ALIGNER[1]})")
+    return path
 
 
 class CLIPSR(_Captioned, Recipe):

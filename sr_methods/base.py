@@ -159,8 +159,11 @@ class SRMethod:
 
     def provenance(self) -> dict[str, Any]:
         """What the run manifest records about this method (weights, sha256, architecture, ...)."""
-        return {"name": self.name, "scales": list(self.scales) if self.scales is not None else None,
-                "backbone": self.backbone, "text_guided": self.text_guided}
+        rec = {"name": self.name, "scales": list(self.scales) if self.scales is not None else None,
+               "backbone": self.backbone}
+        if self.text_guided:  # only then: the records of other methods stay as they were
+            rec.update(text_guided=True, missing_caption=self.missing_caption)
+        return rec
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r}, scales={format_scales(self.scales)!r}, device={str(self.device)!r})"

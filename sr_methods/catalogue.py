@@ -126,6 +126,7 @@ METHODS.register("rrdn-x16", "sr_methods.trained:build_shipped", kind="trained",
 
 # the seed methods' own catalogue lines (each package lists what it ships)
 from .cdasr.catalogue import register as _register_cdasr  # noqa: E402
+from .clipsr.catalogue import register as _register_clipsr  # noqa: E402
 from .deplsr.catalogue import register as _register_deplsr  # noqa: E402
 from .ioda.catalogue import register as _register_ioda  # noqa: E402
 from .sfd.catalogue import register as _register_sfd  # noqa: E402
@@ -134,3 +135,4 @@ _register_sfd(METHODS)
 _register_ioda(METHODS)
 _register_cdasr(METHODS)
 _register_deplsr(METHODS)
+_register_clipsr(METHODS)

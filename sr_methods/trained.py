@@ -130,7 +130,8 @@ class TrainedMethod(SRMethod):
     """Runs a network from an ``srbench train`` checkpoint at its scale, in tiles when asked."""
 
     def __init__(self, path: str | os.PathLike[str], *, name: str | None = None, tile: int | None = None,
-                 tile_overlap: int | None = None, tile_blend: str = "crop", missing_caption: str = "unsupported"):
+                 tile_overlap: int | None = None, tile_blend: str = "crop", missing_caption: str = "unsupported",
+                 text: str = "caption"):
         super().__init__()
         from .base import MISSING_CAPTION_MODES
         from .tiling import check_tile_options
@@ -143,8 +144,12 @@ class TrainedMethod(SRMethod):
         self.tile, self.tile_overlap = check_tile_options(tile, tile_overlap, tile_blend)
         self.tile_blend = tile_blend
         self.verified = False  # True once checked against a known sha256 (a shipped checkpoint)
-        # a network conditioned on a caption (CLIP-SR): the runner gives it one per image
-        self.text_guided = hasattr(self.net, "encode_text")
+        # a network conditioned on a caption (CLIP-SR): the runner gives it one per image; text="empty"
+        # is the "no text" ablation: the empty caption's embedding always, and no caption asked for
+        if text not in ("caption", "empty") or (text == "empty" and not hasattr(self.net, "encode_text")):
+            raise SrbenchError(f"text must be \"caption\" or \"empty\" (text-guided networks only), got {text!r}")
+        self.text = text
+        self.text_guided = hasattr(self.net, "encode_text") and text == "caption"
         if missing_caption not in MISSING_CAPTION_MODES:
             raise SrbenchError(f"missing_caption must be one of {', '.join(MISSING_CAPTION_MODES)}, got "
                                f"{missing_caption!r}")
@@ -180,7 +185,8 @@ class TrainedMethod(SRMethod):
         # "backbone" stays the backbone's name (the report's circularity flag reads it); its record
         # (weights file, sha256) goes under "backbone_record"
         return {**super().provenance(), **rec, "backbone_record": self.record.get("backbone"),
-                "weights": file_record(self.path, self.sha256, verified=self.verified)}
+                "weights": file_record(self.path, self.sha256, verified=self.verified),
+                **({"text": self.text} if hasattr(self.net, "encode_text") else {})}
 
 
 def split_name(name: str) -> tuple[str, str] | None:
@@ -201,7 +207,8 @@ def info(name: str) -> dict[str, Any]:
     return {"name": method, "kind": "trained", "scales": (int(rec["scale"]),),
             "backbone": (rec.get("backbone") or {}).get("backbone"), "weights": path, "arch": rec.get("arch"),
             "assets": tuple(a for a in [(rec.get("base") or {}).get("asset")] if a),
-            "options": ["tile", "tile_overlap", "tile_blend"] + (["missing_caption"] if rec.get("arch") == "clip-sr" else []),
+            "options": ["tile", "tile_overlap", "tile_blend"] + (["missing_caption", "text"] if rec.get("arch") == "clip-sr"
+                                                                 else []),
             "description": f"{method} trained by srbench ({rec.get('arch')}, x{rec['scale']})"}
 
 

@@ -162,7 +162,8 @@ def test_caption_travels_from_the_dataset_to_the_method_and_the_row(tmp_path, da
     assert captions_of(tmp_path / "r1", "tg-a") == captions_of(tmp_path / "r1", "tg-b") == other
     manifest = json.loads((tmp_path / "r0" / "manifest.json").read_text())
     assert manifest["captions"]["text_guided"] == ["tg-a", "tg-b"] and "caption" not in manifest["spec"]
-    assert manifest["weights"]["tg-a"]["text_guided"] is True and manifest["weights"]["plain"]["text_guided"] is False
+    assert manifest["weights"]["tg-a"]["text_guided"] is True and "text_guided" not in manifest["weights"]["plain"]
+    assert manifest["weights"]["tg-a"]["missing_caption"] == "unsupported"
 
 
 def test_pick_caption_is_the_seeded_index():
@@ -393,7 +394,7 @@ def test_methods_that_are_not_text_guided_ignore_text():
     c = m.upscale(lr, 2, text=["also", "ignored", "whatever the length"])
     assert torch.equal(a, b) and torch.equal(a, c)
     assert RECEIVED["unit-plain"] == [None, None, None]  # _upscale(lr, scale) as always
-    assert m.provenance()["text_guided"] is False
+    assert "text_guided" not in m.provenance()  # the records of methods without text stay as they were
 
 
 # -- spec, CLI, store -----------------------------------------------------------------------------
@@ -468,3 +469,13 @@ def test_celeba_mm_sample_has_ten_captions_per_image():
     items = Dataset("celeba-mm", SHARED_DATA).items(4)
     assert len(items) == 40 and all(len(it.captions) == 10 for it in items[:4])
     assert all(isinstance(c, str) and c for it in items for c in it.captions)
+
+
+def test_report_grids_rebuild_a_text_guided_output_with_the_recorded_caption(tmp_path, data):
+    from bench.report.grids import sr_image
+
+    run(tmp_path / "r0", spec(data))
+    RECEIVED.clear()
+    img = sr_image(tmp_path / "r0", "capt-test", "x2", "tg-a", "c", data_root=data)
+    assert img is not None and img.shape == (24, 24, 3)  # the HR size
+    assert RECEIVED["tg-a"] == [[pick_caption(tuple(CAPTIONS["c"]), 0, "c")]]

@@ -328,6 +328,11 @@ def test_training_resumes_and_runs_as_a_text_guided_method(clip_files, vgg_file,
     with_text = m.upscale(lr, 4, text="a red bus")
     assert with_text.shape == (1, 3, 48, 48)
     assert not torch.equal(with_text, m.upscale(lr, 4, text="a smiling woman"))
+    notext = TrainedMethod(whole, text="empty")  # the "no text" ablation: the empty caption always, none asked for
+    assert not notext.text_guided and notext.provenance()["text"] == "empty"
+    assert torch.equal(notext.upscale(lr, 4, text="a red bus"), m.upscale(lr, 4, text=""))
+    with pytest.raises(SrbenchError, match="text must be"):
+        TrainedMethod(whole, text="none")
     tiled = TrainedMethod(whole, tile=8, tile_overlap=2)
     # tiles share the whole image's sentence embedding: a tile-sized image gives the untiled result
     small = torch.rand(1, 3, 8, 8)

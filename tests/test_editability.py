@@ -97,3 +97,15 @@ def test_editability_refuses_methods_without_text(tmp_path):
 
     with pytest.raises(SrbenchError, match="not text-guided"):
         editability(Plain(), "ed-test", 2, fake_judge(), data_root=tmp_path)
+
+
+def test_report_section_reads_editability_json(tmp_path):
+    from bench.report.editability import editability_markdown, load_editability
+
+    res = {"method": "m", "dataset": "coco", "scale": 4, "judge": {"judge": "aligner:x"},
+           "move": {"mean": 0.01, "lo": -0.002, "hi": 0.02, "n": 10}, "lpips": {"mean": 0.05, "lo": 0.04, "hi": 0.06},
+           "match": {"mean": 0.03, "lo": 0.01, "hi": 0.05, "n": 40}}
+    write([res], tmp_path / "run")
+    md = editability_markdown(load_editability([tmp_path / "run", tmp_path / "none"]))
+    assert "## Editability" in md and "+0.0100 [-0.0020, +0.0200] (n=10)" in md and "0.0500 [0.0400, 0.0600]" in md
+    assert editability_markdown([]) == ""

@@ -71,6 +71,7 @@ class _RunImages:
     manifest: dict[str, Any] = field(default_factory=dict)
     _items: dict[tuple[str, int], Any] = field(default_factory=dict)
     _methods: dict[str, tuple[Any, str]] = field(default_factory=dict)
+    _captions: dict[tuple[str, str, str, str], str] | None = None
 
     @classmethod
     def open(cls, run_dir: str | Path, data_root: str | Path | None = None, device: str = "cpu") -> "_RunImages":
@@ -147,6 +148,17 @@ class _RunImages:
         self._methods[label] = result
         return result
 
+    def caption(self, dataset: str, degradation: str, label: str, image_id: str) -> str | None:
+        """The caption a text-guided method was given for an image in the run (its rows' ``caption``)."""
+        if self._captions is None:
+            from bench.run.store import load_scores
+
+            df = load_scores(self.run_dir)
+            df = df[df["caption"].notna()] if "caption" in df.columns else df.iloc[:0]
+            self._captions = {(str(d), str(g), str(m), str(i)): str(c) for d, g, m, i, c in
+                              zip(df["dataset"], df["degradation"], df["method"], df["image"], df["caption"])}
+        return self._captions.get((dataset, degradation, label, image_id))
+
     def sr(self, dataset: str, degradation: str, label: str, image_id: str) -> tuple[np.ndarray | None, str]:
         """``(uint8 H x W x 3, "saved"|"rebuilt")`` or ``(None, why)``."""
         from bench.run.degradations import parse_degradation
@@ -164,8 +176,10 @@ class _RunImages:
             import torch
 
             lr = self.lr_tensor(dataset, deg, image_id)
+            # a text-guided method gets the caption the run gave it (none recorded: its own missing_caption)
+            text = self.caption(dataset, deg.key, label, image_id) if getattr(method, "text_guided", False) else None
             with torch.inference_mode():
-                sr = method.upscale(lr, deg.scale)
+                sr = method.upscale(lr, deg.scale, text=text)
             return to_uint8(sr[0].clamp(0, 1).cpu()), "rebuilt"
         except Exception as e:
             text = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__

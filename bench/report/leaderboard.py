@@ -767,9 +767,12 @@ def markdown(rep: Report, with_reference: bool = True) -> str:
         from bench.report.adaptation import adaptation_markdown
 
         parts += [adaptation_markdown(rep.adaptation, rep.adaptation_gains), ""]
+    from bench.report.editability import editability_markdown, load_editability
     from bench.report.trained import trained_markdown
 
     if section := trained_markdown(rep.manifests):
+        parts += [section]
+    if section := editability_markdown(load_editability(rep.runs)):
         parts += [section]
     if rep.notes:
         parts += ["## Notes", "", *[f"- {md_escape(x)}" for x in rep.notes], ""]
@@ -943,9 +946,12 @@ def write_report(runs: list[Path], out: Path, *, reference: str | None = DEFAULT
             from bench.report.adaptation import adaptation_html
 
             body.append(adaptation_html(rep.adaptation, rep.adaptation_gains))
+        from bench.report.editability import editability_html, load_editability
         from bench.report.trained import trained_html
 
         if section := trained_html(rep.manifests):
+            body.append(section)
+        if section := editability_html(load_editability(rep.runs)):
             body.append(section)
 
         def grid(kind: str, infos: list) -> str:

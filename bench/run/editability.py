@@ -30,12 +30,12 @@ import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
-
-import torch
-import torch.nn.functional as F
+from typing import TYPE_CHECKING, Any, Callable
 
 from iqa.errors import SrbenchError
+
+if TYPE_CHECKING:
+    import torch
 
 # contrasting words: colours, people and objects common in COCO captions, face attributes of
 # Multi-Modal-CelebA-HQ's descriptions (each direction listed; case is kept)
@@ -78,14 +78,17 @@ class Judge:
     size: int
     record: dict[str, Any]
 
-    @torch.no_grad()
     def similarity(self, images: torch.Tensor, texts: list[str]) -> torch.Tensor:
+        import torch
+        import torch.nn.functional as F
+
         h, w = images.shape[-2:]
         c = min(h, w)
         x = images[..., (h - c) // 2:(h - c) // 2 + c, (w - c) // 2:(w - c) // 2 + c]
         x = F.interpolate(x.float(), size=(self.size, self.size), mode="bicubic", align_corners=False, antialias=True)
-        a = F.normalize(self.embed_image(x).float(), dim=-1)
-        b = F.normalize(self.embed_text(texts).float().to(a.device), dim=-1)
+        with torch.no_grad():
+            a = F.normalize(self.embed_image(x).float(), dim=-1)
+            b = F.normalize(self.embed_text(texts).float().to(a.device), dim=-1)
         return (a * b).sum(-1)
 
 
@@ -199,3 +202,52 @@ def write(results: list[dict[str, Any]], out: str | Path) -> Path:
     tmp.write_text(json.dumps(results, indent=1, default=float))
     os.replace(tmp, path)
     return path
+
+
+# -- the command ---------------------------------------------------------------------------------------------------
+
+def add_parser(sub) -> None:
+    e = sub.add_parser("editability", help="does a text-guided method follow its caption? (swapped captions, "
+                                           "judge similarity, LPIPS)",
+                       description="For text-guided methods on captioned datasets: the output with the true caption "
+                                   "and with a contrasting one (documented word swaps), the judge's similarity moves, "
+                                   "the LPIPS between the two outputs and the own-vs-other caption margin, written to "
+                                   "OUT/editability.json (srbench report shows it when OUT is one of its run folders).")
+    e.add_argument("--methods", required=True, help="comma-separated text-guided methods")
+    e.add_argument("--datasets", required=True, help="comma-separated captioned datasets (coco, celeba-mm)")
+    e.add_argument("--scales", required=True, help="comma-separated scales, e.g. 4,8,16")
+    e.add_argument("--judge", default="shipped", help="shipped (the aligner that ships), aligner:PATH or clip:MODEL/TAG")
+    e.add_argument("--images", type=int, default=10, help="images with a swapped caption per cell (default 10)")
+    e.add_argument("--limit", type=int, help="only the first N captioned images (sorted by id) for the match margin")
+    e.add_argument("--seed", type=int, default=0, help="run seed: the LR and the caption of each image (default 0)")
+    e.add_argument("--data-root", help="data root (default SRBENCH_DATA or the cache)")
+    e.add_argument("--device", default="cpu", help="cpu (default) or cuda")
+    e.add_argument("--out", type=Path, required=True, help="folder for editability.json (e.g. a run folder)")
+
+
+def cmd(args) -> int:
+    import iqa
+    import sr_methods
+
+    judge = build_judge(args.judge, device=args.device)
+    lpips = iqa.create_metric("lpips", device=args.device)
+    path = Path(args.out) / "editability.json"
+    done = json.loads(path.read_text()) if path.is_file() else []
+    for name in [m for m in args.methods.split(",") if m]:
+        method = sr_methods.create_method(name, device=args.device)
+        for ds in [d for d in args.datasets.split(",") if d]:
+            for scale in [int(s.lower().lstrip("x")) for s in args.scales.split(",") if s]:
+                if not method.supports(scale):
+                    print(f"!! {name} does not run at x{scale}: skipped")
+                    continue
+                r = editability(method, ds, scale, judge, n=args.images, seed=args.seed, data_root=args.data_root,
+                                limit=args.limit, lpips=lpips)
+                done = [x for x in done if (x["method"], x["dataset"], x["scale"]) != (name, ds, scale)] + [r]
+                write(done, args.out)
+                mv, mt = r.get("move") or {}, r.get("match") or {}
+                print(f"{name} {ds} x{scale}: move {mv.get('mean', float('nan')):+.4f} "
+                      f"[{mv.get('lo', float('nan')):+.4f}, {mv.get('hi', float('nan')):+.4f}], match "
+                      f"{mt.get('mean', float('nan')):+.4f} [{mt.get('lo', float('nan')):+.4f}, "
+                      f"{mt.get('hi', float('nan')):+.4f}]")
+    print(f"wrote {path}")
+    return 0

@@ -304,10 +304,6 @@ class Options:
     holdout: int = 5
 
 
-# the aligner that ships (sr_methods/data): (file, sha256), None until one does
-SHIPPED_ALIGNER: tuple[str, str] | None = None
-
-
 def resolve_aligner(spec: str) -> Path | None:
     """``""`` -> None; ``"shipped"`` -> the shipped ``clip-sr-align`` checkpoint (checked by sha256);
     else the path given."""
@@ -315,6 +311,8 @@ def resolve_aligner(spec: str) -> Path | None:
         return None
     if spec != "shipped":
         return Path(spec)
+    from sr_methods.clipsr.catalogue import SHIPPED_ALIGNER
+
     if SHIPPED_ALIGNER is None:
         raise SrbenchError("no clip-sr-align aligner ships with this version: give [method] aligner = PATH "
                            "(a `srbench train clip-sr-align` checkpoint) or aligner = \"\" (no cosine term)")

@@ -1,0 +1,44 @@
+"""The catalogue lines of CLIP-SR: checkpoints of ``srbench train clip-sr`` shipped in
+``sr_methods/data``, and the ``clip-sr-align`` aligner they were trained with (the offline judge of
+``srbench editability``). Registered by `sr_methods.catalogue`; nothing here imports torch.
+
+The names say what differs from the paper: ``minilm`` (the sentence embedding of all-MiniLM-L6-v2,
+not CLIP's text tower; its 6 layers also stand in for CLIP's ViT blocks in the prompt predictor),
+``vgg16`` (the discriminator's features and the text-image cosine through VGG16 and the trained
+aligner, not CLIP's image tower), ``cap45`` (trained on the 45 captioned training images here: 25
+COCO + 20 Multi-Modal-CelebA-HQ, of which 9 held out for validation; the paper trains on COCO
+train2017 / CelebA-HQ). Each file holds the generator and the sentence projection (float16); the
+MiniLM encoder comes from its assets, checked by sha256.
+
+Options of every entry: ``text = "caption"`` (default: the caption the run gives each image) or
+``"empty"`` (the "no text" ablation: the empty caption's embedding always; no caption is asked
+for), ``missing_caption`` (``"unsupported"`` or ``"empty"``), and the tile options.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from iqa.registry import Registry
+
+# the aligner that ships: (file, sha256), None until one does
+SHIPPED_ALIGNER: tuple[str, str] | None = None
+
+_SHIPPED: dict[str, tuple[str, str, int, str]] = {}  # name: (file, sha256, scale, what)
+
+
+def build(*, entry: Any, weights: str | None = None, tile: int | None = None, tile_overlap: int | None = None,
+          tile_blend: str = "crop", missing_caption: str = "unsupported", text: str = "caption"):
+    from sr_methods.trained import build_shipped
+
+    return build_shipped(entry=entry, weights=weights, tile=tile, tile_overlap=tile_overlap, tile_blend=tile_blend,
+                         missing_caption=missing_caption, text=text)
+
+
+def register(methods: Registry) -> None:
+    for name, (file, sha, scale, what) in _SHIPPED.items():
+        methods.register(name, "sr_methods.clipsr.catalogue:build", kind="trained", recipe="clip-sr",
+                         architecture="CLIP-SR generator (narrow CPU widths) + MiniLM sentence embedding",
+                         scales=(scale,), backbone="vgg16", file=file, sha256=sha, licence="MIT", url=None,
+                         assets=("minilm-l6-v2", "minilm-l6-v2-tokenizer", "vgg16"), text_guided=True,
+                         description=what)

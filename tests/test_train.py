@@ -154,9 +154,12 @@ def test_cli_train_config_errors_are_one_line(tmp_path, capsys):
 def test_shipped_checkpoints_are_what_the_catalogue_says():
     """Each checkpoint in sr_methods/data: the catalogue's sha256, its own method name and scale, a
     validation record, trained on train/ images only; each issue's files within its budget (issue
-    12: SFD-SR and rrdn-x16 together 60 MB; issue 14: each DePLSR checkpoint 20 MB)."""
+    12: SFD-SR and rrdn-x16 together 60 MB; issue 14: each DePLSR checkpoint 20 MB; issue 15: the
+    CLIP-SR checkpoints, ablations and aligner together 20 MB). The CLIP-SR aligner is no SR method:
+    its file is the one `SHIPPED_ALIGNER` names, validated on the held-out captioned images."""
     import sr_methods
     from iqa.assets import sha256_file
+    from sr_methods.clipsr.catalogue import SHIPPED_ALIGNER
     from sr_methods.trained import read_checkpoint
 
     folder = Path(sr_methods.__file__).parent / "data"
@@ -164,6 +167,12 @@ def test_shipped_checkpoints_are_what_the_catalogue_says():
     assert files
     assert sum(p.stat().st_size for p in files if p.name.startswith(("sfd_sr_", "rrdn_x16"))) < 60e6
     assert all(p.stat().st_size < 20e6 for p in files if p.name.startswith("deplsr_"))
+    assert sum(p.stat().st_size for p in files if p.name.startswith("clip_sr_")) < 20e6
+    aligner = folder / SHIPPED_ALIGNER[0]
+    _, rec, sha = read_checkpoint(aligner)
+    assert sha == SHIPPED_ALIGNER[1] and rec["method"] == "clip-sr-align" and rec["validation"]["val_heldout_images"] > 0
+    assert all(path.startswith(("train/coco/", "train/celeba_mm/")) for path, _ in rec["images"] + rec["held_out"])
+    files.remove(aligner)
     shipped = {sr_methods.method_info(n).get("file"): n for n in sr_methods.list_methods()
                if sr_methods.method_info(n).get("kind") == "trained"}
     for p in files:
@@ -182,6 +191,15 @@ def test_shipped_rrdn_x16_needs_its_base_asset_and_says_so():
 
     with pytest.raises(MissingAssetError, match="esrgan-thick-x8"):
         sr_methods.create_method("rrdn-x16")
+
+
+def test_shipped_clip_sr_needs_the_minilm_assets_and_says_so():
+    import sr_methods
+    from iqa.errors import MissingAssetError
+
+    with pytest.raises(MissingAssetError, match="srbench assets fetch minilm-l6-v2"):
+        sr_methods.create_method("clip-sr-minilm-vgg16-cap45-x4")
+    assert sr_methods.method_info("clip-sr-minilm-vgg16-cap45-x4")["text_guided"] is True
 
 
 @pytest.mark.gpu

@@ -26,9 +26,13 @@ class FamilyMethod(SRMethod):
         self.name = name
         self.members = dict(sorted(members.items()))
         self.scales = tuple(self.members)
+        # a family of text-guided networks (clip-sr-*) is text-guided: the caption goes to the member
+        self.text_guided = all(getattr(m, "text_guided", False) for m in self.members.values())
+        if self.text_guided:
+            self.missing_caption = next(iter(self.members.values())).missing_caption
 
-    def _upscale(self, lr, scale: int):
-        return self.members[scale].upscale(lr, scale)
+    def _upscale(self, lr, scale: int, texts: list[str] | None = None):
+        return self.members[scale].upscale(lr, scale, text=texts)
 
     def to(self, device: Any) -> "FamilyMethod":
         super().to(device)
@@ -41,11 +45,14 @@ class FamilyMethod(SRMethod):
 
 
 def build_family(*, entry: Entry, weights: str | None = None, tile: int | None = None,
-                 tile_overlap: int | None = None) -> FamilyMethod:
-    """Catalogue factory: builds every member in ``entry.meta["members"]`` with the same options."""
+                 tile_overlap: int | None = None, text: str | None = None,
+                 missing_caption: str | None = None) -> FamilyMethod:
+    """Catalogue factory: builds every member in ``entry.meta["members"]`` with the same options
+    (``text``, ``missing_caption``: for families of text-guided networks)."""
     from . import create_method
 
-    options = {k: v for k, v in (("weights", weights), ("tile", tile), ("tile_overlap", tile_overlap)) if v is not None}
+    options = {k: v for k, v in (("weights", weights), ("tile", tile), ("tile_overlap", tile_overlap), ("text", text),
+                                 ("missing_caption", missing_caption)) if v is not None}
     members, missing = {}, []
     for scale, member in entry.meta["members"].items():
         try:

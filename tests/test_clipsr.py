@@ -328,6 +328,11 @@ def test_training_resumes_and_runs_as_a_text_guided_method(clip_files, vgg_file,
     with_text = m.upscale(lr, 4, text="a red bus")
     assert with_text.shape == (1, 3, 48, 48)
     assert not torch.equal(with_text, m.upscale(lr, 4, text="a smiling woman"))
+    from sr_methods.family import FamilyMethod
+
+    fam = FamilyMethod("fam", {4: m})  # a family of text-guided members passes the caption on
+    assert fam.text_guided and torch.equal(fam.upscale(lr, 4, text="a red bus"), with_text)
+    assert not FamilyMethod("fam", {4: TrainedMethod(whole, text="empty")}).text_guided
     notext = TrainedMethod(whole, text="empty")  # the "no text" ablation: the empty caption always, none asked for
     assert not notext.text_guided and notext.provenance()["text"] == "empty"
     assert torch.equal(notext.upscale(lr, 4, text="a red bus"), m.upscale(lr, 4, text=""))
@@ -373,3 +378,12 @@ def test_bad_options(clip_files, vgg_file):
             CLIPSR(cfg, replace(opts, **bad), torch.device("cpu"))
     with pytest.raises(SrbenchError, match="x4, x8 or x16"):
         CLIPSR(replace(cfg, scale=2), opts, torch.device("cpu"))
+
+
+@pytest.mark.parametrize("name", sorted(p.stem for p in (Path(__file__).parents[1] / "examples" / "clipsr").glob("*.toml")))
+def test_the_example_clip_sr_specs_are_valid(name):
+    from bench.run.runner import validate_names
+    from bench.run.spec import RunSpec
+
+    spec = RunSpec.from_toml(Path(__file__).parents[1] / "examples" / "clipsr" / f"{name}.toml")
+    validate_names(spec)  # names and options (text = "empty") exist; datasets may be absent here

@@ -33,6 +33,14 @@ _SHIPPED: dict[str, tuple[str, str, int, str]] = {  # name: (file, sha256, scale
         "clip_sr_minilm_vgg16_cap45_x4.safetensors",
         "4d79ef6a443157378bfca41b1c87f48690d6018868bbf9511621f2605f4d0164", 4,
         f"CLIP-SR (IEEE TMM) x4 with the prompt predictor (in MiniLM's 6 frozen layers), {_HOW}"),
+    "clip-sr-minilm-vgg16-cap45-x8": (
+        "clip_sr_minilm_vgg16_cap45_x8.safetensors",
+        "a39bcf34541b41fe048df054585dd3afe5801be925cc2e364b42d329d9bb31f7", 8,
+        f"CLIP-SR x8 (three pixel-shuffle stages) with the prompt predictor (in MiniLM's 6 frozen layers), {_HOW}"),
+    "clip-sr-minilm-vgg16-cap45-x16": (
+        "clip_sr_minilm_vgg16_cap45_x16.safetensors",
+        "fe43062d689f7cb93743742cd16d420b9f4089624d2569f9daf731f89e7eb24b", 16,
+        f"CLIP-SR x16 (four pixel-shuffle stages) with the prompt predictor (in MiniLM's 6 frozen layers), {_HOW}"),
     "clip-sr-minilm-vgg16-cap45-noprompt-x4": (
         "clip_sr_minilm_vgg16_cap45_noprompt_x4.safetensors",
         "fd445f8dae600c2c58d1d982f4ac65d7a8dd872427bbbf3775ea267bcab64adc", 4,

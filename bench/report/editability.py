@@ -51,14 +51,10 @@ def editability_rows(results: list[dict[str, Any]]) -> tuple[list[str], list[lis
 
 
 def editability_markdown(results: list[dict[str, Any]]) -> str:
-    from bench.report.leaderboard import md_escape
+    from bench.report.leaderboard import md_section
 
     header, rows = editability_rows(results)
-    if not rows:
-        return ""
-    return "\n".join(["## Editability", "", md_escape(INTRO), "",
-                      "| " + " | ".join(map(md_escape, header)) + " |", "|" + "---|" * len(header),
-                      *["| " + " | ".join(map(md_escape, r)) + " |" for r in rows], ""])
+    return md_section("Editability", INTRO, header, rows) if rows else ""
 
 
 def editability_html(results: list[dict[str, Any]]) -> str:

@@ -569,6 +569,11 @@ def md_escape(text: object) -> str:
     return _html.escape(str(text), quote=False).replace("|", "\\|").replace("\r", " ").replace("\n", " ")
 
 
+def md_section(title: str, intro: str, header: list[str], rows: list[list[str]]) -> str:
+    """A Markdown report section: ``## title``, the intro paragraph and the table (escaped)."""
+    return "\n".join([f"## {title}", "", md_escape(intro), "", _md_table(header, rows), ""])
+
+
 def _md_table(header: list[str], rows: list[list[str]]) -> str:
     lines = ["| " + " | ".join(map(md_escape, header)) + " |", "|" + "|".join("---" for _ in header) + "|"]
     lines += ["| " + " | ".join(map(md_escape, r)) + " |" for r in rows]

@@ -51,14 +51,10 @@ def trained_rows(manifests: list[dict[str, Any]]) -> tuple[list[str], list[list[
 
 
 def trained_markdown(manifests: list[dict[str, Any]]) -> str:
-    from bench.report.leaderboard import md_escape
+    from bench.report.leaderboard import md_section
 
     header, rows = trained_rows(manifests)
-    if not rows:
-        return ""
-    return "\n".join(["## Trained methods", "", md_escape(INTRO), "",
-                      "| " + " | ".join(map(md_escape, header)) + " |", "|" + "---|" * len(header),
-                      *["| " + " | ".join(map(md_escape, r)) + " |" for r in rows], ""])
+    return md_section("Trained methods", INTRO, header, rows) if rows else ""
 
 
 def trained_html(manifests: list[dict[str, Any]]) -> str:

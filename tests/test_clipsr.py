@@ -342,6 +342,8 @@ def test_training_resumes_and_runs_as_a_text_guided_method(clip_files, vgg_file,
     # tiles share the whole image's sentence embedding: a tile-sized image gives the untiled result
     small = torch.rand(1, 3, 8, 8)
     assert torch.allclose(tiled.upscale(small, 4, text="a red bus"), m.upscale(small, 4, text="a red bus"), atol=1e-6)
+    # scored through the harness: twice the same rows (captions and values), deterministically
+    _two_identical_runs(tmp_path, monkeypatch, whole)
     # a warm-up (no GAN) initialises the ablation, whose prompt predictor is left out
     warm = _train(CLIPSR, tmp_path, "warm", data_root, replace(cfg, steps=2), replace(opts, gan=False, perceptual=0.0))
     abl = _train(CLIPSR, tmp_path, "abl", data_root, replace(cfg, steps=2), replace(opts, prompt_predictor=False),
@@ -387,3 +389,22 @@ def test_the_example_clip_sr_specs_are_valid(name):
 
     spec = RunSpec.from_toml(Path(__file__).parents[1] / "examples" / "clipsr" / f"{name}.toml")
     validate_names(spec)  # names and options (text = "empty") exist; datasets may be absent here
+
+
+def _two_identical_runs(tmp_path, monkeypatch, ckpt):
+    from bench.run.runner import Runner
+    from bench.run.spec import MethodSpec, RunSpec
+    from bench.run.store import load_scores
+    from tests.test_captions import dataset
+
+    monkeypatch.setenv("SRBENCH_MANIFESTS", str(tmp_path / "manifests"))
+    data = dataset(tmp_path, "clipsr-test")
+    spec = RunSpec(("clipsr-test",), (4,), (MethodSpec(f"clip-sr:{ckpt}", "clip-sr"),), ("psnr", "ssim"),
+                   data_root=str(data), device="cpu")
+    frames = []
+    for out in ("a", "b"):
+        Runner(spec, tmp_path / out, echo=lambda _: None, progress=False).run()
+        frames.append(load_scores(tmp_path / out).sort_values(["image", "metric"]).reset_index(drop=True))
+    a, b = frames
+    assert (a["status"] == "ok").all() and a["caption"].str.contains("caption").all()
+    assert a[["image", "metric", "value", "caption"]].equals(b[["image", "metric", "value", "caption"]])

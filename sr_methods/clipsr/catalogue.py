@@ -45,6 +45,10 @@ _SHIPPED: dict[str, tuple[str, str, int, str]] = {  # name: (file, sha256, scale
         "clip_sr_minilm_vgg16_cap45_noprompt_x4.safetensors",
         "fd445f8dae600c2c58d1d982f4ac65d7a8dd872427bbbf3775ea267bcab64adc", 4,
         f"ablation of clip-sr-minilm-vgg16-cap45-x4 without the prompt predictor (the released code's wiring), {_HOW}"),
+    "clip-sr-minilm-vgg16-cap45-noprompt-x8": (
+        "clip_sr_minilm_vgg16_cap45_noprompt_x8.safetensors",
+        "529892d1d533cc703468dd8fced5c10230aabde6bb18dc303e89db293845ed55", 8,
+        f"ablation of clip-sr-minilm-vgg16-cap45-x8 without the prompt predictor (the released code's wiring), {_HOW}"),
 }
 
 

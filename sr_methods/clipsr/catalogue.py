@@ -67,3 +67,10 @@ def register(methods: Registry) -> None:
                          scales=(scale,), backbone="vgg16", file=file, sha256=sha, licence="MIT", url=None,
                          assets=("minilm-l6-v2", "minilm-l6-v2-tokenizer", "vgg16"), text_guided=True,
                          description=what)
+    for family in ("clip-sr-minilm-vgg16-cap45", "clip-sr-minilm-vgg16-cap45-noprompt"):
+        members = {s: f"{family}-x{s}" for s in (4, 8, 16) if f"{family}-x{s}" in _SHIPPED}
+        if len(members) == 3:
+            methods.register(family, "sr_methods.family:build_family", kind="family", architecture="CLIP-SR generator",
+                             scales=tuple(members), backbone="vgg16", members=members, text_guided=True,
+                             assets=("minilm-l6-v2", "minilm-l6-v2-tokenizer"),
+                             description=f"{family}-x4/-x8/-x16, one shipped network per scale")

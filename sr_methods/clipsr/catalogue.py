@@ -49,6 +49,10 @@ _SHIPPED: dict[str, tuple[str, str, int, str]] = {  # name: (file, sha256, scale
         "clip_sr_minilm_vgg16_cap45_noprompt_x8.safetensors",
         "529892d1d533cc703468dd8fced5c10230aabde6bb18dc303e89db293845ed55", 8,
         f"ablation of clip-sr-minilm-vgg16-cap45-x8 without the prompt predictor (the released code's wiring), {_HOW}"),
+    "clip-sr-minilm-vgg16-cap45-noprompt-x16": (
+        "clip_sr_minilm_vgg16_cap45_noprompt_x16.safetensors",
+        "2f6ba9628cdd841dc864af0dcb7d42686df5e29f610f3bc670980194b6c75ca2", 16,
+        f"ablation of clip-sr-minilm-vgg16-cap45-x16 without the prompt predictor (the released code's wiring), {_HOW}"),
 }
 
 
@@ -68,9 +72,8 @@ def register(methods: Registry) -> None:
                          assets=("minilm-l6-v2", "minilm-l6-v2-tokenizer", "vgg16"), text_guided=True,
                          description=what)
     for family in ("clip-sr-minilm-vgg16-cap45", "clip-sr-minilm-vgg16-cap45-noprompt"):
-        members = {s: f"{family}-x{s}" for s in (4, 8, 16) if f"{family}-x{s}" in _SHIPPED}
-        if len(members) == 3:
-            methods.register(family, "sr_methods.family:build_family", kind="family", architecture="CLIP-SR generator",
-                             scales=tuple(members), backbone="vgg16", members=members, text_guided=True,
-                             assets=("minilm-l6-v2", "minilm-l6-v2-tokenizer"),
-                             description=f"{family}-x4/-x8/-x16, one shipped network per scale")
+        members = {s: f"{family}-x{s}" for s in (4, 8, 16)}
+        methods.register(family, "sr_methods.family:build_family", kind="family", architecture="CLIP-SR generator",
+                         scales=tuple(members), backbone="vgg16", members=members, text_guided=True,
+                         assets=("minilm-l6-v2", "minilm-l6-v2-tokenizer"),
+                         description=f"{family}-x4/-x8/-x16, one shipped network per scale")

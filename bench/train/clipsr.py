@@ -51,15 +51,20 @@ whether its text helps.
 Presets (``cpu`` at x4; ``-x8``, ``-x16`` suffixes for the other scales):
 
 - ``cpu-warmup``: ``gan = false``, ``perceptual = 0`` (L1 only), on T91 + BSDS500 + the captioned
-  training images (the held-out ones excepted), batch 8, 400 steps: a reconstruction start for the
+  training images (the held-out ones excepted), batch 8, 300 steps: a reconstruction start for the
   small data of the GAN stage.
 - ``cpu`` (``--init`` the warm-up): the paper's losses on the captioned images, channels (32, 64,
   64, 64), conditioning width 128, discriminator width 256, batch 4, 250 steps, EMA 0.99.
 - ``cpu-noprompt``: the ablation without the prompt predictor (``--init`` the same warm-up: its
   prompt-predictor weights are left out).
 - ``gpu``: the paper's scale and wiring with real CLIP (``clip:ViT-B-32/openai`` for the text, the
-  prompt predictor's blocks and the discriminator), channels (256, 512, 512, 512), batch 16,
-  100k steps. Not run here (no CLIP weights, no GPU).
+  prompt predictor's blocks and the discriminator), channels (256, 512, 512, 512), batch 16 (the
+  paper's COCO batch; CelebA's 32 through a TOML config), 100k steps, the perceptual loss on the full
+  patch. Not run here (no CLIP weights, no GPU).
+
+Measured here (one thread each, two or three processes sharing the two cores): warm-up 903 / 851 /
+1612 s (x4 / x8 / x16), GAN stage 934 / 554 / 536 s, ablations 1603 / 444 / 518 s; the aligner 474 s
+(the x4 runs shared the cores with a test suite, hence slower).
 """
 
 from __future__ import annotations

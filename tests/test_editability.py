@@ -87,6 +87,12 @@ def test_editability_against_an_independent_computation(tmp_path, monkeypatch):
     assert [m["image"] for m in res["matches"]] == ["a", "b", "c", "d"]
     assert res["matches"][0]["mismatched"] == pick_caption(CAPS["b"], 3, "b")
     assert res["match"]["n"] == 4 and res["move"]["n"] == 3 and res["lpips"] is None
+    # the match gain: the margin of the captioned output minus that of the empty caption's output
+    m0 = res["matches"][0]
+    e = method.upscale(lr, 2, text="")
+    want_gain = (s(o1, m0["caption"]) - s(o1, m0["mismatched"])) - (s(e, m0["caption"]) - s(e, m0["mismatched"]))
+    assert m0["gain"] == pytest.approx(want_gain, abs=1e-6) and want_gain > 0
+    assert res["matches"][1]["gain"] == pytest.approx(0.0, abs=1e-6)  # no "red": the text changes nothing
     path = write([res], tmp_path / "out")
     assert json.loads(path.read_text())[0]["judge"] == {"judge": "fake"}
 

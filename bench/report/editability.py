@@ -16,7 +16,9 @@ INTRO = ("Text steering of the text-guided methods. Move: how much the judge's p
          "caption (colour, person, object and face-attribute words swapped; positive = toward the new caption) when "
          "the method is given it instead of the true one. LPIPS: the change between the two outputs. Match: the "
          "judge's similarity of each output to its own caption minus to another image's caption (positive = the "
-         "output agrees with its caption). Means with 95 % bootstrap intervals. The judge is named per row; a method "
+         "output agrees with its caption; any faithful SR output does, the picture carries its content). Match gain: "
+         "that margin minus the same margin of the output made with the empty caption, i.e. what the text adds. "
+         "Means with 95 % bootstrap intervals. The judge is named per row; a method "
          "trained with that judge's text-image cosine is graded by what it was trained on.")
 
 
@@ -40,12 +42,13 @@ def _iv(s: dict[str, Any] | None, d: int = 4) -> str:
 
 def editability_rows(results: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
     header = ["method", "dataset", "scale", "move toward the swapped caption", "LPIPS between outputs",
-              "match: own - other caption", "judge"]
+              "match: own - other caption", "match gain over the empty caption", "judge"]
     rows = []
     for r in sorted(results, key=lambda r: (r["dataset"], r["scale"], r["method"])):
         lp = r.get("lpips")
         rows.append([r["method"], r["dataset"], f"x{r['scale']}", _iv(r.get("move")),
                      f"{lp['mean']:.4f} [{lp['lo']:.4f}, {lp['hi']:.4f}]" if lp else "–", _iv(r.get("match")),
+                     _iv(r.get("match_gain")),
                      str((r.get("judge") or {}).get("judge", "?"))])
     return header, rows
 

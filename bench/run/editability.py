@@ -13,7 +13,9 @@ chooses it):
   ``LPIPS(out, out')``.
 - *match* (every image, or the first ``limit``): ``s(out, c) - s(out, m)`` with ``m`` the caption of the
   next image (sorted by id): positive on average when the output agrees with its own caption better
-  than with another image's.
+  than with another image's. The picture itself carries its caption's content, so this is positive
+  for any faithful SR output; what the text adds is *match gain*: the same margin of the output made
+  with the caption minus that of the output made with the empty caption.
 
 Means come with 95 % percentile-bootstrap intervals (`bench.report.stats`). The judge
 (:func:`build_judge`): real CLIP (``clip:MODEL/TAG``: its image and text embeddings), or offline the
@@ -149,9 +151,10 @@ def editability(method, dataset: str, scale: int, judge: Judge, *, n: int = 10, 
     if not getattr(method, "text_guided", False):
         raise SrbenchError(f"method {method.name!r} is not text-guided: editability needs a caption-conditioned method")
     pairs = list(_lr_pairs(dataset, scale, seed, data_root, limit))
-    outs = {}
+    outs, empty = {}, {}
     for image, _hr, lr, cap in pairs:
         outs[image] = (method.upscale(lr, scale, text=cap), cap)
+        empty[image] = method.upscale(lr, scale, text="")
     ids = [p[0] for p in pairs]
     match = []
     for i, image in enumerate(ids):
@@ -159,7 +162,9 @@ def editability(method, dataset: str, scale: int, judge: Judge, *, n: int = 10, 
         other = outs[ids[(i + 1) % len(ids)]][1]
         if len(ids) > 1 and other != cap:
             s = judge.similarity(out, [cap])[0] - judge.similarity(out, [other])[0]
-            match.append({"image": image, "caption": cap, "mismatched": other, "margin": float(s)})
+            s0 = judge.similarity(empty[image], [cap])[0] - judge.similarity(empty[image], [other])[0]
+            match.append({"image": image, "caption": cap, "mismatched": other, "margin": float(s),
+                          "margin_empty": float(s0), "gain": float(s - s0)})
     lrs = {p[0]: p[2] for p in pairs}
     swaps = []
     for image in ids:
@@ -186,9 +191,14 @@ def editability(method, dataset: str, scale: int, judge: Judge, *, n: int = 10, 
 
     return {"method": method.name, "dataset": dataset, "scale": scale, "seed": seed, "judge": judge.record,
             "match": summary(match, "margin") if match else None,
+            "match_gain": summary(match, "gain") if match else None,
             "move": summary(swaps, "move") if swaps else None,
             "lpips": summary(swaps, "lpips") if swaps and lpips is not None else None,
             "swaps": swaps, "matches": match}
+
+
+def _iv(s: dict[str, Any] | None) -> str:
+    return "n/a" if not s else f"{s['mean']:+.4f} [{s['lo']:+.4f}, {s['hi']:+.4f}]"
 
 
 def write(results: list[dict[str, Any]], out: str | Path) -> Path:
@@ -244,10 +254,7 @@ def cmd(args) -> int:
                                 limit=args.limit, lpips=lpips)
                 done = [x for x in done if (x["method"], x["dataset"], x["scale"]) != (name, ds, scale)] + [r]
                 write(done, args.out)
-                mv, mt = r.get("move") or {}, r.get("match") or {}
-                print(f"{name} {ds} x{scale}: move {mv.get('mean', float('nan')):+.4f} "
-                      f"[{mv.get('lo', float('nan')):+.4f}, {mv.get('hi', float('nan')):+.4f}], match "
-                      f"{mt.get('mean', float('nan')):+.4f} [{mt.get('lo', float('nan')):+.4f}, "
-                      f"{mt.get('hi', float('nan')):+.4f}]")
+                print(f"{name} {ds} x{scale}: " + ", ".join(f"{k} {_iv(r.get(k))}" for k in
+                                                             ("move", "lpips", "match", "match_gain")))
     print(f"wrote {path}")
     return 0

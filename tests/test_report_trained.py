@@ -32,3 +32,16 @@ def test_rows_hold_each_trained_checkpoints_own_figures():
 def test_no_trained_method_no_section():
     assert trained_rows([{"weights": {"bicubic": None}}])[1] == []
     assert trained_markdown([{}]) == "" and trained_html([{}]) == ""
+
+
+def test_a_label_running_one_checkpoint_per_scale_gets_a_row_per_checkpoint_with_text_validation():
+    def run(scale: int, sha: str, psnr: float) -> dict:
+        val = {"val_psnr": psnr, "images": 8, "val_heldout_psnr_caption": 24.624, "val_heldout_psnr_empty": 24.626,
+               "val_heldout_psnr_mismatched": 24.623}
+        return {"weights": {"clip-sr-cap45": {"method": "clip-sr", "arch": "clip-sr", "scale": scale,
+                                              "validation": val, "weights": {"sha256": sha}}}}
+
+    header, rows = trained_rows([run(4, "a" * 64, 24.58), run(8, "b" * 64, 22.18), run(4, "a" * 64, 24.58)])
+    assert [r[0] for r in rows] == ["clip-sr-cap45 (x4)", "clip-sr-cap45 (x8)"]
+    assert header[-3:] == ["held-out PSNR-Y, own caption", "empty caption", "another's caption"]
+    assert rows[0][-3:] == ["24.624", "24.626", "24.623"] and rows[1][header.index("PSNR-Y")] == "22.18"

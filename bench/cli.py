@@ -143,11 +143,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     from bench.nr.cli import add_iqa_parser
     from bench.nr.score import add_score_parser
+    from bench.perf import add_parser as add_perf_parser
     from bench.run.editability import add_parser as add_editability_parser
 
     add_iqa_parser(sub)
     add_score_parser(sub)
     add_editability_parser(sub)
+    add_perf_parser(sub)
 
     rep = sub.add_parser("report", help="leaderboard report (tables, plots, HTML) of run folders, or --compare two",
                          description="Tables with 95% bootstrap intervals (Markdown, CSV, LaTeX, HTML), plots "
@@ -449,11 +451,12 @@ def main(argv: list[str] | None = None) -> int:
             args = build_parser().parse_args(argv)
             from bench.nr.cli import cmd_iqa
             from bench.nr.score import cmd_score
+            from bench.perf import cmd as cmd_perf
             from bench.run.editability import cmd as cmd_editability
 
             handler = {"run": cmd_run, "list": cmd_list, "data": cmd_data, "report": cmd_report, "iqa": cmd_iqa,
                        "score": cmd_score, "assets": cmd_assets, "train": cmd_train,
-                       "editability": cmd_editability}[args.command]
+                       "editability": cmd_editability, "perf": cmd_perf}[args.command]
             command = args.command
             code = handler(args)
         except SrbenchError as e:

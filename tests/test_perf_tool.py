@@ -1,0 +1,106 @@
+"""``srbench perf`` (issue 16, section 2): the result file's figures are consistent with its own timings,
+FLOPs equal the analytic count of a known network, failures are recorded not raised, and the
+``--compare`` gate flags a slowdown only beyond both the threshold and the measured spread, with
+JUnit XML and Markdown outputs. No timed assertion: the numbers measured here are never compared
+with a limit."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+
+from bench.perf.compare import compare, junit, markdown, parse_threshold, run_compare
+from bench.perf.throughput import FORMAT, measure_method, parse_sizes, run_perf, write
+from iqa.errors import SrbenchError
+from sr_methods.base import SRMethod
+
+
+class OneConv(SRMethod):
+    """A 3x3 convolution 3 -> 12 channels and a pixel shuffle x2: 2 * 3 * 12 * 9 FLOPs per LR pixel."""
+
+    name = "one-conv"
+    scales = (2,)
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.conv = torch.nn.Conv2d(3, 12, 3, padding=1, bias=False)
+
+    def _upscale(self, lr, scale):
+        return torch.nn.functional.pixel_shuffle(self.conv(lr), 2)
+
+
+def test_figures_follow_from_the_timings_and_flops_are_the_analytic_count():
+    x = [torch.rand(2, 3, 16, 24)]
+    r = measure_method("one-conv", OneConv(), x, scale=2, batch=2, precision="fp32", device=torch.device("cpu"),
+                       warmup=1, repeats=4, label="24x16")
+    assert not r.error and len(r.times) == 4
+    assert r.median_s == pytest.approx(sorted(r.times)[1] / 2 + sorted(r.times)[2] / 2)
+    assert r.min_s == min(r.times) and r.max_s == max(r.times) and r.iqr_s >= 0
+    assert r.images_per_s == pytest.approx(2 / r.median_s)
+    assert r.ms_per_mp == pytest.approx(1000 * r.median_s / (2 * 32 * 48 / 1e6))
+    assert r.flops == 2 * 3 * 12 * 9 * 16 * 24 * 2
+    assert r.tflops_per_s == pytest.approx(r.flops / r.median_s / 1e12)
+    assert r.peak_mb is None  # no per-call figure on the CPU
+
+
+def test_run_perf_writes_a_complete_file_and_records_failures(tmp_path):
+    doc = run_perf(methods=["bicubic", "no-such-method"], metrics=["psnr"], sizes=parse_sizes("20x12"), scale=2,
+                   repeats=2, echo=lambda _: None)
+    assert doc["format"] == FORMAT and doc["machine"]["torch"] == torch.__version__
+    by = {(r["kind"], r["name"]): r for r in doc["results"]}
+    assert by[("method", "bicubic")]["inputs"] == "20x12" and by[("method", "bicubic")]["precision"] == "fp32"
+    assert "no-such-method" in by[("method", "no-such-method")]["error"]
+    assert by[("metric", "psnr")]["n_images"] == 1 and math.isfinite(by[("metric", "psnr")]["median_s"])
+    path = write(doc, tmp_path / "p.json")
+    assert json.loads(path.read_text())["config"]["repeats"] == 2
+    with pytest.raises(SrbenchError, match="sizes must be"):
+        parse_sizes("64by64")
+    with pytest.raises(SrbenchError, match="precision"):
+        run_perf(methods=["bicubic"], metrics=[], precision="int8", echo=lambda _: None)
+
+
+def _doc(**entries):
+    results = []
+    for name, times in entries.items():
+        t = sorted(times)
+        results.append({"kind": "method", "name": name, "inputs": "64x64", "scale": 4, "batch": 1, "precision": "fp32",
+                        "median_s": t[len(t) // 2], "min_s": t[0], "max_s": t[-1], "error": ""})
+    return {"format": FORMAT, "machine": {"cpu": "x"}, "results": results}
+
+
+def test_compare_flags_only_slowdowns_beyond_threshold_and_spread(tmp_path, capsys):
+    base = _doc(a=[1.0, 1.01, 1.02], b=[1.0, 1.01, 1.02], c=[1.0, 1.5, 2.0], d=[1.0, 1.01, 1.02], gone=[1.0, 1.0, 1.0])
+    cur = _doc(a=[1.2, 1.21, 1.22], b=[1.03, 1.04, 1.05], c=[1.4, 2.0, 2.6], d=[0.5, 0.51, 0.52], new=[1.0, 1.0, 1.0])
+    v = {x.key[1]: x for x in compare(base, cur, parse_threshold("5%"))}
+    assert v["a"].status == "regression" and v["a"].change == pytest.approx(1.21 / 1.01 - 1)
+    assert v["b"].status == "same"  # +3 %: under the threshold
+    assert v["c"].status == "same" and "spread" in v["c"].detail  # +33 % but the ranges overlap
+    assert v["d"].status == "faster" and v["gone"].status == "missing" and v["new"].status == "new"
+    xml = junit(list(v.values()))
+    assert 'tests="6" failures="2"' in xml and xml.count("<failure") == 2
+    assert "❌ regression" in markdown(list(v.values()), 0.05)
+    (tmp_path / "base.json").write_text(json.dumps(base))
+    (tmp_path / "cur.json").write_text(json.dumps(cur))
+    assert run_compare(tmp_path / "base.json", tmp_path / "cur.json", "5%", junit_path=tmp_path / "j.xml",
+                       markdown_path=tmp_path / "s.md") == 1
+    assert (tmp_path / "j.xml").is_file() and "srbench perf" in (tmp_path / "s.md").read_text()
+    assert run_compare(tmp_path / "base.json", tmp_path / "base.json", "5%") == 0  # a file against itself
+    assert parse_threshold("0.1") == 0.1
+    with pytest.raises(SrbenchError, match="max-slowdown"):
+        parse_threshold("fast")
+
+
+def test_cli_perf_and_compare(tmp_path, capsys):
+    from bench.cli import main
+
+    out = tmp_path / "perf.json"
+    assert main(["perf", "--methods", "bicubic", "--metrics", "psnr", "--sizes", "16x16", "--repeats", "2",
+                 "--out", str(out)]) == 0
+    assert main(["perf", "--compare", str(out), str(out), "--max-slowdown", "5%"]) == 0
+    assert "0 failing of 2" in capsys.readouterr().out
+    assert main(["perf", "--methods", "bicubic"]) == 2  # no --out: one-line error
+    assert "needs --out" in capsys.readouterr().err

@@ -66,6 +66,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "and/or full keys (x4, realesrgan-x4, dn-x8); with full keys only, --scales may be left out")
     r.add_argument("--metrics", type=_csv, help="comma-separated metrics (default psnr,ssim)")
     r.add_argument("--protocol", help="basicsr (default), pyiqa or rgb-noshave")
+    r.add_argument("--precision", help="the SR methods' arithmetic: fp32 (default, exact), tf32, bf16 or fp16; part of "
+                                       "the protocol recorded in every row (e.g. basicsr+bf16)")
     r.add_argument("--seed", type=int, help="run seed (default 0)")
     r.add_argument("--device", help="auto (default), cpu, cuda or cuda:N")
     r.add_argument("--data-root", help="folder(s) holding datasets (also SRBENCH_DATA)")
@@ -209,7 +211,8 @@ def _spec_from_args(args: argparse.Namespace):
     for key in ("metrics",):
         if getattr(args, key):
             changes[key] = tuple(getattr(args, key))
-    for key in ("protocol", "seed", "device", "data_root", "save_sr", "limit", "max_pixels", "caption", "captions"):
+    for key in ("protocol", "seed", "device", "data_root", "save_sr", "limit", "max_pixels", "caption", "captions",
+                "precision"):
         if getattr(args, key) is not None:
             changes[key] = getattr(args, key)
     spec = replace(spec, **changes) if changes else spec

@@ -104,3 +104,35 @@ def test_cli_perf_and_compare(tmp_path, capsys):
     assert "0 failing of 2" in capsys.readouterr().out
     assert main(["perf", "--methods", "bicubic"]) == 2  # no --out: one-line error
     assert "needs --out" in capsys.readouterr().err
+
+
+def test_precision_is_part_of_the_protocol_in_rows_manifest_and_fingerprint(tmp_path, monkeypatch):
+    """A bf16 run: every row reads basicsr+bf16, the manifest says so, the cells are not those of the
+    fp32 run, and the scores move by no more than bf16 rounding (documented tolerance 0.5 dB PSNR on
+    this tiny random network)."""
+    from bench.run.runner import Runner
+    from bench.run.spec import MethodSpec, RunSpec
+    from bench.run.store import load_cells, load_scores
+    from tests.helpers import tiny_spandrel_checkpoint
+    from tests.test_captions import dataset
+
+    monkeypatch.setenv("SRBENCH_MANIFESTS", str(tmp_path / "manifests"))
+    data = dataset(tmp_path, "prec-test", captions=None)
+    net = tiny_spandrel_checkpoint(tmp_path / "net.pth", scale=2)
+    runs = {}
+    for precision in ("fp32", "bf16"):
+        spec = RunSpec(("prec-test",), (2,), (MethodSpec(f"spandrel:{net}", "net"), MethodSpec("bicubic", "bicubic")),
+                       ("psnr",), data_root=str(data), device="cpu", precision=precision)
+        assert ("precision" in spec.to_dict()) == (precision != "fp32")  # fp32 folders keep their digest
+        Runner(spec, tmp_path / precision, echo=lambda _: None, progress=False).run()
+        runs[precision] = load_scores(tmp_path / precision)
+    assert set(runs["fp32"]["protocol"]) == {"basicsr"} and set(runs["bf16"]["protocol"]) == {"basicsr+bf16"}
+    manifest = json.loads((tmp_path / "bf16" / "manifest.json").read_text())
+    assert manifest["protocol"]["precision"] == "bf16" and manifest["spec"]["precision"] == "bf16"
+    fp = {c["method"]: c["fingerprint"] for c in load_cells(tmp_path / "fp32")}
+    bf = {c["method"]: c["fingerprint"] for c in load_cells(tmp_path / "bf16")}
+    assert fp["net"] != bf["net"]
+    a, b = (runs[p][runs[p]["method"] == "net"].sort_values("image")["value"].to_numpy() for p in ("fp32", "bf16"))
+    assert abs(a - b).max() < 0.5
+    with pytest.raises(SrbenchError, match="precision"):
+        RunSpec(("prec-test",), (2,), (MethodSpec("bicubic", "bicubic"),), precision="int8")

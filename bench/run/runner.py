@@ -50,6 +50,7 @@ import iqa
 from iqa.errors import SrbenchError
 from iqa.protocols import get_protocol
 
+from bench.perf.throughput import precision_context
 from bench.run.datasets import CaptionOverrides, Dataset, DatasetContentError, DatasetMissingError, ImageItem
 from bench.run.degradations import Degradation, degradation_keys, derive_seed, parse_degradation
 from bench.run.io import DiskFullError, ImageReadError, max_pixels, pixel_limit, read_image, read_image_gray, write_png
@@ -246,6 +247,8 @@ class Runner:
         self.fetch = fetch if fetch is not None else os.environ.get("SRBENCH_OFFLINE", "") in ("", "0")
         self.out = Path(out)
         self.protocol = get_protocol(spec.protocol)
+        # precision is part of the protocol: rows (and fingerprints) of a non-fp32 run read e.g. "basicsr+bf16"
+        self.protocol_name = self.protocol.name + ("" if spec.precision == "fp32" else f"+{spec.precision}")
         self.echo = echo or (lambda s: print(s, flush=True))
         self.progress = progress
         self.results: list[CellResult] = []
@@ -314,7 +317,8 @@ class Runner:
         manifest = {
             "srbench_run": 1,
             "spec": self.spec.to_dict(),
-            "protocol": {"name": self.protocol.name, "description": self.protocol.description},
+            "protocol": {"name": self.protocol_name, "description": self.protocol.description,
+                         **({"precision": self.spec.precision} if self.spec.precision != "fp32" else {})},
             "versions": package_versions(),
             "git_sha": git_sha(),
             "device": device_name(dev),
@@ -411,7 +415,7 @@ class Runner:
         weights = self._method_hashes.get(m.label, []) + self._metric_hashes
         payload = {"dataset": ds, "degradation": deg.key, "method": [m.name, m.options], "metrics": self.spec.metrics,
                    **({"adapt": m.adapt.to_dict()} if m.adapt is not None else {}),
-                   "protocol": self.protocol.name, "seed": self.spec.seed, "save_sr": self.spec.save_sr,
+                   "protocol": self.protocol_name, "seed": self.spec.seed, "save_sr": self.spec.save_sr,
                    **({"limit": self.spec.limit} if self.spec.limit is not None else {}),
                    **({"weights": weights} if weights else {})}
         if m.label in self._text_guided and (overrides := self.captions.fingerprint(ds)):
@@ -420,7 +424,7 @@ class Runner:
 
     def _run_degradation(self, ds: Dataset, deg: Degradation, dev, metrics, bad_metrics, methods, bad_methods) -> None:
         scale = deg.scale
-        ctx = {"dataset": ds.name, "degradation": deg.key, "scale": scale, "protocol": self.protocol.name}
+        ctx = {"dataset": ds.name, "degradation": deg.key, "scale": scale, "protocol": self.protocol_name}
         items: list[ImageItem] | None = None
         missing, empty = "", "missing"
         try:
@@ -553,7 +557,8 @@ class Runner:
             if dev.type == "cuda":
                 torch.cuda.synchronize(dev)
             t0 = time.perf_counter()
-            sr = method.upscale(lr, deg.scale) if text is None else method.upscale(lr, deg.scale, text=text)
+            with precision_context(self.spec.precision, dev.type):
+                sr = method.upscale(lr, deg.scale) if text is None else method.upscale(lr, deg.scale, text=text)
             if dev.type == "cuda":
                 torch.cuda.synchronize(dev)
             seconds = time.perf_counter() - t0

@@ -19,6 +19,7 @@ A spec comes from a TOML file (``srbench run --spec run.toml``) or from CLI flag
     # per-image captions (JSON lines {"id": ..., "caption": "..."}; they win over `caption`)
     caption = "a red double-decker bus"
     captions = "my_captions.jsonl"
+    precision = "fp32"   # or tf32, bf16, fp16 (the SR methods' arithmetic; rows read e.g. "basicsr+bf16")
 
 A value of the wrong type (``scales = 2``, ``scales = ["abc"]``, ``seed = "x"``) or a name given
 twice is a one-line error naming the key and the value.
@@ -82,7 +83,7 @@ class MethodSpec:
 
 
 _KEYS = {"datasets", "scales", "methods", "metrics", "protocol", "seed", "device", "save_sr", "data_root", "limit",
-         "max_pixels", "degradations", "caption", "captions"}
+         "max_pixels", "degradations", "caption", "captions", "precision"}
 
 
 def _type_name(value: Any) -> str:
@@ -140,6 +141,9 @@ class RunSpec:
     # per-image captions (bench.run.datasets.CaptionOverrides); None: the datasets' own captions
     caption: str | None = None
     captions: str | None = None
+    # the SR methods' arithmetic (bench.perf.throughput.PRECISIONS): "fp32" (default, exact), "tf32", "bf16",
+    # "fp16"; part of the protocol: rows of other precisions read e.g. "basicsr+bf16"
+    precision: str = "fp32"
 
     def __post_init__(self) -> None:
         from bench.run.degradations import FAMILIES, is_family, parse_degradation
@@ -168,6 +172,10 @@ class RunSpec:
         if self.max_pixels is not None and (isinstance(self.max_pixels, bool) or not isinstance(self.max_pixels, int)
                                             or self.max_pixels < 0):
             raise SrbenchError(f"max_pixels must be a number of pixels (0 for no limit), got {self.max_pixels!r}")
+        from bench.perf.throughput import PRECISIONS
+
+        if self.precision not in PRECISIONS:
+            raise SrbenchError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         if self.caption is not None and not isinstance(self.caption, str):
             raise SrbenchError(f"caption must be a text, got {self.caption!r} ({_type_name(self.caption)})")
         if self.captions is not None and (not isinstance(self.captions, str) or not self.captions.strip()):
@@ -216,6 +224,7 @@ class RunSpec:
                 data_root=data.get("data_root"), **opt,
                 degradations=_names(source, "degradations", data.get("degradations", [])),
                 caption=data.get("caption"), captions=data.get("captions"),
+                precision=_typed(source, "precision", data.get("precision", "fp32"), str, "fp32, tf32, bf16 or fp16"),
             )
         except SrbenchError as e:
             raise e if str(e).startswith(source) else SrbenchError(f"{source}: {e}") from None
@@ -233,6 +242,8 @@ class RunSpec:
         for key in ("caption", "captions"):  # "" is a caption (the empty prompt): only None is left out
             if d[key] is None:
                 del d[key]
+        if d["precision"] == "fp32":  # the default: earlier run folders keep their digest
+            del d["precision"]
         return d
 
 

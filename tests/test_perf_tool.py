@@ -136,3 +136,21 @@ def test_precision_is_part_of_the_protocol_in_rows_manifest_and_fingerprint(tmp_
     assert abs(a - b).max() < 0.5
     with pytest.raises(SrbenchError, match="precision"):
         RunSpec(("prec-test",), (2,), (MethodSpec("bicubic", "bicubic"),), precision="int8")
+
+
+def test_harness_entry_times_a_whole_run_against_the_bare_forward_passes(tmp_path, monkeypatch):
+    from tests.test_captions import dataset
+
+    monkeypatch.setenv("SRBENCH_MANIFESTS", str(tmp_path / "manifests"))
+    data = dataset(tmp_path, "perf-test", captions=None)
+    doc = run_perf(methods=["bicubic"], metrics=["psnr"], dataset="perf-test", scale=2, repeats=2, warmup=0,
+                   data_root=data, harness=True, echo=lambda _: None)
+    by = {r["kind"]: r for r in doc["results"]}
+    h, m = by["harness"], by["method"]
+    assert not h["error"] and h["n_images"] == 5 and h["inputs"] == "dataset:perf-test" and len(h["times"]) == 2
+    x = h["extra"]
+    assert x["forward_s"] > 0 and x["wall_over_forward"] == pytest.approx(h["median_s"] / x["forward_s"])
+    assert x["wall_over_forward"] > 1  # the run does more than the forward passes
+    assert x["bare_forward_s"] == pytest.approx(m["median_s"]) and m["n_images"] == 5
+    with pytest.raises(SrbenchError, match="--dataset"):
+        run_perf(methods=["bicubic"], metrics=[], harness=True, echo=lambda _: None)

@@ -57,6 +57,7 @@ class PerfResult:
     tflops_per_s: float | None = None
     peak_mb: float | None = None
     error: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)  # harness: in-harness forward time, ratios
 
     @property
     def key(self) -> tuple:
@@ -232,10 +233,45 @@ def measure_metric(name: str, metric, inputs, *, scale: int, batch: int, precisi
     return r
 
 
+def measure_harness(methods: list[str], metrics: list[str], dataset: str, *, scale: int, limit: int | None,
+                    precision: str, device, warmup: int, repeats: int, data_root=None) -> PerfResult:
+    """The whole harness: ``srbench run`` of the dataset x methods x metrics into a fresh temporary run
+    folder per pass (decoding, degradation, SR, metrics and writes included), its wall time, and the
+    methods' own forward time inside it (the run's timing table): ``extra["forward_s"]`` and
+    ``extra["wall_over_forward"]``."""
+    import tempfile
+
+    from bench.run.runner import Runner
+    from bench.run.spec import MethodSpec, RunSpec
+    from bench.run.store import load_timings
+
+    spec = RunSpec((dataset,), (scale,), tuple(MethodSpec(m, m) for m in methods), tuple(metrics), device=str(device),
+                   limit=limit, data_root=None if data_root is None else str(data_root), precision=precision)
+    r = PerfResult("harness", "+".join(methods) + "|" + "+".join(metrics), f"dataset:{dataset}", 0, scale, 1,
+                   precision, str(device))
+    forward = []
+
+    def run_pass():
+        with tempfile.TemporaryDirectory(prefix="srbench-perf-") as tmp:
+            Runner(spec, Path(tmp) / "run", echo=lambda _: None, progress=False).run()
+            t = load_timings(Path(tmp) / "run")
+            forward.append(float(t["seconds"].sum()))
+            r.n_images = int(t["image"].nunique()) if len(t) else 0
+
+    try:
+        r.times, r.peak_mb = time_passes(run_pass, warmup=warmup, repeats=repeats, device=device)
+        _summarise(r, 0)
+        fwd = statistics.median(forward[warmup:])
+        r.extra = {"forward_s": fwd, "wall_over_forward": r.median_s / fwd if fwd > 0 else None}
+    except Exception as e:  # noqa: BLE001
+        r.error = " ".join(str(e).split())[:300] or type(e).__name__
+    return r
+
+
 def run_perf(*, methods: list[str], metrics: list[str], sizes: list[tuple[int, int]] | None = None,
              dataset: str | None = None, limit: int | None = None, scale: int = 4, batch: int = 1,
              precision: str = "fp32", device: str = "cpu", warmup: int = 1, repeats: int = 5, data_root=None,
-             echo: Callable[[str], None] = print) -> dict[str, Any]:
+             harness: bool = False, echo: Callable[[str], None] = print) -> dict[str, Any]:
     """Measure every method and metric (module doc); returns the JSON-ready document."""
     import iqa
     import sr_methods
@@ -276,9 +312,21 @@ def run_perf(*, methods: list[str], metrics: list[str], sizes: list[tuple[int, i
             results.append(measure_metric(name, metric, xs, scale=scale, batch=batch, precision=precision, device=dev,
                                           warmup=warmup, repeats=repeats, label=label))
             echo(format_result(results[-1]))
+    if harness:
+        if not dataset:
+            raise SrbenchError("--harness measures `srbench run` on a dataset: give --dataset")
+        h = measure_harness(methods, metrics, dataset, scale=scale, limit=limit, precision=precision, device=dev,
+                            warmup=warmup, repeats=repeats, data_root=data_root)
+        bare = [r.median_s for r in results if r.kind == "method" and not r.error]
+        if not h.error and len(bare) == len(methods) and bare:
+            h.extra["bare_forward_s"] = sum(bare)  # the same networks called bare on the same LR images
+            h.extra["wall_over_bare"] = h.median_s / sum(bare)
+        results.append(h)
+        echo(format_result(h))
     return {"format": FORMAT, "machine": machine(str(dev)),
             "config": {"scale": scale, "batch": batch, "precision": precision, "warmup": warmup, "repeats": repeats,
-                       "dataset": dataset, "limit": limit, "sizes": [f"{w}x{h}" for w, h in sizes or []]},
+                       "dataset": dataset, "limit": limit, "sizes": [f"{w}x{h}" for w, h in sizes or []],
+                       "harness": harness},
             "results": [asdict(r) for r in results]}
 
 
@@ -288,6 +336,10 @@ def format_result(r: PerfResult) -> str:
         return f"{head}  ERROR: {r.error}"
     fl = f"  {r.tflops_per_s:.3f} TFLOP/s" if r.tflops_per_s else ""
     mem = f"  peak {r.peak_mb:.0f} MB" if r.peak_mb is not None else ""
+    if r.kind == "harness":
+        x = r.extra
+        ratios = "".join(f"  {k} {x[k]:.2f}" for k in ("wall_over_forward", "wall_over_bare") if x.get(k))
+        return f"{head}  {r.median_s:9.2f} s/run [{r.min_s:.2f}, {r.max_s:.2f}]  {r.n_images} images{ratios}"
     return (f"{head}  {1000 * r.median_s:9.2f} ms/pass [{1000 * r.min_s:.2f}, {1000 * r.max_s:.2f}]  "
             f"{r.images_per_s:8.2f} img/s  {r.ms_per_mp:8.2f} ms/MP{fl}{mem}")
 

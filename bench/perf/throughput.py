@@ -284,37 +284,28 @@ def run_perf(*, methods: list[str], metrics: list[str], sizes: list[tuple[int, i
             raise SrbenchError(f"{what} must be an integer >= {low}, got {v!r}")
     if not methods and not metrics:
         raise SrbenchError("give --methods and/or --metrics to measure")
+    if harness and not dataset:
+        raise SrbenchError("--harness measures `srbench run` on a dataset: give --dataset")
     dev = resolve_device(device)
     if dataset:
         sets = [(f"dataset:{dataset}", dataset_inputs(dataset, scale, limit, data_root))]
     else:
         sets = [(label, [x]) for label, x in generated_inputs(sizes or [(64, 64)], batch)]
     results: list[PerfResult] = []
-    for name in methods:
-        try:
-            method = sr_methods.create_method(name, device=dev)
-        except SrbenchError as e:
-            results.append(PerfResult("method", name, "-", 0, scale, batch, precision, str(dev), error=str(e)))
-            echo(f"!! {name}: {e}")
-            continue
-        for label, xs in sets:
-            results.append(measure_method(name, method, xs, scale=scale, batch=batch, precision=precision, device=dev,
-                                          warmup=warmup, repeats=repeats, label=label))
-            echo(format_result(results[-1]))
-    for name in metrics:
-        try:
-            metric = iqa.create_metric(name, device=dev)
-        except SrbenchError as e:
-            results.append(PerfResult("metric", name, "-", 0, scale, batch, precision, str(dev), error=str(e)))
-            echo(f"!! {name}: {e}")
-            continue
-        for label, xs in sets:
-            results.append(measure_metric(name, metric, xs, scale=scale, batch=batch, precision=precision, device=dev,
-                                          warmup=warmup, repeats=repeats, label=label))
-            echo(format_result(results[-1]))
+    for kind, names, build, measure in (("method", methods, sr_methods.create_method, measure_method),
+                                        ("metric", metrics, iqa.create_metric, measure_metric)):
+        for name in names:
+            try:
+                obj = build(name, device=dev)
+            except SrbenchError as e:  # recorded, never a missing line
+                results.append(PerfResult(kind, name, "-", 0, scale, batch, precision, str(dev), error=str(e)))
+                echo(f"!! {name}: {e}")
+                continue
+            for label, xs in sets:
+                results.append(measure(name, obj, xs, scale=scale, batch=batch, precision=precision, device=dev,
+                                       warmup=warmup, repeats=repeats, label=label))
+                echo(format_result(results[-1]))
     if harness:
-        if not dataset:
-            raise SrbenchError("--harness measures `srbench run` on a dataset: give --dataset")
         h = measure_harness(methods, metrics, dataset, scale=scale, limit=limit, precision=precision, device=dev,
                             warmup=warmup, repeats=repeats, data_root=data_root)
         bare = [r.median_s for r in results if r.kind == "method" and not r.error]

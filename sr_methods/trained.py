@@ -164,9 +164,7 @@ class TrainedMethod(SRMethod):
             priors = net.priors(x)
             net = lambda t: self.net(t, priors)  # noqa: E731
         if self.text_guided:  # one sentence embedding per image, shared by its tiles
-            sent = self.net.encode_text(texts).to(self.device)
-            if self.tile and x.shape[0] > 1:
-                return torch.cat([self._upscale(x[i:i + 1], scale, texts[i:i + 1]) for i in range(x.shape[0])])
+            sent = self.net.encode_text(texts).to(self.device)  # (B, D): tiles keep the batch
             net = lambda t: self.net(t, sent)  # noqa: E731
         if self.tile:
             return tiled_upscale(net, x, scale, self.tile, self.tile_overlap, blend=self.tile_blend)
@@ -218,6 +216,17 @@ def build(name: str, **options: Any) -> TrainedMethod:
     return TrainedMethod(path, name=method, **options)
 
 
+def shipped_file(file: str, sha256: str, *, fix: str = "reinstall srbench (or pass weights=PATH)") -> Path:
+    """``sr_methods/data/<file>``, refused with one line (naming ``fix``) unless its sha256 is ``sha256``."""
+    from iqa.assets import file_sha256
+
+    path = Path(__file__).resolve().parent / "data" / file
+    actual = file_sha256(path) if path.is_file() else None
+    if actual != sha256:
+        raise SrbenchError(f"{path}: the checkpoint shipped with srbench has sha256 {actual}, expected {sha256}; {fix}")
+    return path
+
+
 def build_shipped(*, entry: Any, weights: str | os.PathLike[str] | None = None, tile: int | None = None,
                   tile_overlap: int | None = None, tile_blend: str = "crop", **options: Any) -> TrainedMethod:
     """A catalogue method whose checkpoint ships in ``sr_methods/data`` (verified against the
@@ -225,16 +234,12 @@ def build_shipped(*, entry: Any, weights: str | os.PathLike[str] | None = None, 
     file of the catalogue's name, as for a family's members). The checkpoint's record must name the
     recipe that trained it: ``entry.meta["recipe"]`` (per-scale entries such as
     ``sfd-sr-vgg16-x4`` of recipe ``sfd-sr-vgg16``), else the entry's own name."""
-    from iqa.assets import file_sha256
-
-    path = Path(weights) if weights else Path(__file__).resolve().parent / "data" / entry.meta["file"]
-    if path.is_dir():
-        path = path / entry.meta["file"]
-    if not weights:
-        actual = file_sha256(path) if path.is_file() else None
-        if actual != entry.meta["sha256"]:
-            raise SrbenchError(f"{path}: the checkpoint shipped with srbench has sha256 {actual}, expected "
-                               f"{entry.meta['sha256']}; reinstall srbench (or pass weights=PATH)")
+    if weights:
+        path = Path(weights)
+        if path.is_dir():
+            path = path / entry.meta["file"]
+    else:
+        path = shipped_file(entry.meta["file"], entry.meta["sha256"])
     method = TrainedMethod(path, name=entry.name, tile=tile, tile_overlap=tile_overlap, tile_blend=tile_blend,
                            **options)
     method.verified = not weights and method.sha256 == entry.meta["sha256"]

@@ -342,6 +342,10 @@ def test_training_resumes_and_runs_as_a_text_guided_method(clip_files, vgg_file,
     # tiles share the whole image's sentence embedding: a tile-sized image gives the untiled result
     small = torch.rand(1, 3, 8, 8)
     assert torch.allclose(tiled.upscale(small, 4, text="a red bus"), m.upscale(small, 4, text="a red bus"), atol=1e-6)
+    # a tiled batch keeps one sentence embedding per image
+    pair = torch.cat([small, torch.rand(1, 3, 8, 8)])
+    both = tiled.upscale(pair, 4, text=["a red bus", "a smiling woman"])
+    assert torch.allclose(both[1:], m.upscale(pair[1:], 4, text="a smiling woman"), atol=1e-6)
     # scored through the harness: twice the same rows (captions and values), deterministically
     _two_identical_runs(tmp_path, monkeypatch, whole)
     # a warm-up (no GAN) initialises the ablation, whose prompt predictor is left out

@@ -176,14 +176,14 @@ def generated_inputs(sizes: list[tuple[int, int]], batch: int, seed: int = 0):
 
 
 def dataset_inputs(name: str, scale: int, limit: int | None, data_root=None):
-    """The LR images (MATLAB bicubic) of a dataset, one per entry, batch 1."""
+    """The LR images (MATLAB bicubic, as a run with seed 0 makes them) of a dataset, batch 1 each."""
     from bench.run.datasets import Dataset
-    from bench.run.degradations import derive_seed, parse_degradation
+    from bench.run.degradations import parse_degradation
     from bench.run.io import read_image
 
     deg = parse_degradation(f"x{scale}")
     items = sorted(Dataset(name, data_root).items(scale), key=lambda it: it.id)[:limit]
-    return [deg.apply(read_image(it.hr)[None], seed=derive_seed(0, it.id, deg.key))[1].clamp(0, 1) for it in items]
+    return [deg.for_image(read_image(it.hr)[None], 0, it.id)[1] for it in items]
 
 
 def measure_method(name: str, method, inputs, *, scale: int, batch: int, precision: str, device, warmup: int,

@@ -59,6 +59,14 @@ class Degradation:
         hr = modcrop(hr, self.scale)
         return hr, imresize(hr, 1.0 / self.scale, kernel="cubic", mode="matlab")
 
+    def for_image(self, hr: torch.Tensor, run_seed: int, image_id: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(hr_cropped, lr)`` of one image as a run makes it: seeded by ``derive_seed(run_seed,
+        image_id, key)`` and the LR on the uint8 grid (what the run's LR PNG holds)."""
+        from iqa.base import quantize_uint8
+
+        hr, lr = self.apply(hr, seed=derive_seed(run_seed, image_id, self.key))
+        return hr, quantize_uint8(lr)
+
 
 _KEY = re.compile(r"(real-)?x(\d+)")
 FAMILIES = ("bicubic", "realesrgan", "bdn", "dn")  # "bicubic": xN, or real-xN on a paired dataset

@@ -128,7 +128,7 @@ def build_judge(spec: str = "shipped", *, device: Any = "cpu", vgg16_weights: st
 
 def _lr_pairs(dataset: str, scale: int, seed: int, data_root, limit: int | None):
     from bench.run.datasets import Dataset
-    from bench.run.degradations import derive_seed, parse_degradation
+    from bench.run.degradations import parse_degradation
     from bench.run.io import read_image
     from bench.run.runner import pick_caption
 
@@ -138,8 +138,8 @@ def _lr_pairs(dataset: str, scale: int, seed: int, data_root, limit: int | None)
     if not items:
         raise SrbenchError(f"dataset {dataset!r} has no captioned image: editability needs captions")
     for it in items[:limit] if limit else items:
-        hr, lr = deg.apply(read_image(it.hr)[None], seed=derive_seed(seed, it.id, deg.key))
-        yield it.id, hr, (lr.clamp(0, 1) * 255).round() / 255, pick_caption(it.captions, seed, it.id)
+        hr, lr = deg.for_image(read_image(it.hr)[None], seed, it.id)
+        yield it.id, hr, lr, pick_caption(it.captions, seed, it.id)
 
 
 def editability(method, dataset: str, scale: int, judge: Judge, *, n: int = 10, seed: int = 0,

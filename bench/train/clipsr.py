@@ -317,16 +317,12 @@ def resolve_aligner(spec: str) -> Path | None:
     if spec != "shipped":
         return Path(spec)
     from sr_methods.clipsr.catalogue import SHIPPED_ALIGNER
+    from sr_methods.trained import shipped_file
 
     if SHIPPED_ALIGNER is None:
         raise SrbenchError("no clip-sr-align aligner ships with this version: give [method] aligner = PATH "
                            "(a `srbench train clip-sr-align` checkpoint) or aligner = \"\" (no cosine term)")
-    from iqa.assets import file_sha256
-
-    path = Path(__file__).resolve().parents[2] / "sr_methods" / "data" / SHIPPED_ALIGNER[0]
-    if not path.is_file() or file_sha256(path) != SHIPPED_ALIGNER[1]:
-        raise SrbenchError(f"{path}: the shipped aligner is missing or altered (expected sha256 {SHIPPED_ALIGNER[1]})")
-    return path
+    return shipped_file(*SHIPPED_ALIGNER, fix="reinstall srbench (or give [method] aligner = PATH)")
 
 
 class CLIPSR(_Captioned, Recipe):
@@ -503,7 +499,7 @@ class CLIPSR(_Captioned, Recipe):
     @torch.no_grad()
     def validate(self) -> dict[str, Any]:
         import iqa
-        from bench.run.degradations import derive_seed, parse_degradation
+        from bench.run.degradations import parse_degradation
 
         held = self.held_out_set()
         if not held:
@@ -515,9 +511,7 @@ class CLIPSR(_Captioned, Recipe):
         sums = {"caption": 0.0, "empty": 0.0, "mismatched": 0.0}
         try:
             for i, (x, caps) in enumerate(held):
-                hr, lr = deg.apply(x, seed=derive_seed(0, f"heldout:{i}", deg.key))
-                lr = ((lr.clamp(0, 1) * 255).round() / 255).to(self.device)
-                hr = hr.to(self.device)
+                hr, lr = (t.to(self.device) for t in deg.for_image(x, 0, f"heldout:{i}"))
                 other = held[(i + 1) % len(held)][1][0]
                 for kind, text in (("caption", caps[0]), ("empty", ""), ("mismatched", other)):
                     sr = iqa.quantize_uint8(self.net(lr, self.embed([text])).float().clamp(0, 1))

@@ -68,6 +68,12 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--protocol", help="basicsr (default), pyiqa or rgb-noshave")
     r.add_argument("--precision", help="the SR methods' arithmetic: fp32 (default, exact), tf32, bf16 or fp16; part of "
                                        "the protocol recorded in every row (e.g. basicsr+bf16)")
+    r.add_argument("--batch", type=int, help="images per network and metric call (default 1: every score exactly as "
+                                             "image by image; N > 1 moves scores by float noise only)")
+    r.add_argument("--workers", type=int, help="threads that read and degrade images ahead of the device (default: "
+                                               "on a GPU one per spare core, at most 4; on the CPU 0)")
+    r.add_argument("--serial", dest="pipeline", action="store_false", default=None,
+                   help="the serial order: cell after cell, image after image (default: the pipelined order)")
     r.add_argument("--seed", type=int, help="run seed (default 0)")
     r.add_argument("--device", help="auto (default), cpu, cuda or cuda:N")
     r.add_argument("--data-root", help="folder(s) holding datasets (also SRBENCH_DATA)")
@@ -212,7 +218,7 @@ def _spec_from_args(args: argparse.Namespace):
         if getattr(args, key):
             changes[key] = tuple(getattr(args, key))
     for key in ("protocol", "seed", "device", "data_root", "save_sr", "limit", "max_pixels", "caption", "captions",
-                "precision"):
+                "precision", "batch", "workers", "pipeline"):
         if getattr(args, key) is not None:
             changes[key] = getattr(args, key)
     spec = replace(spec, **changes) if changes else spec

@@ -82,6 +82,8 @@ class SRMethod:
     - ``missing_caption``: what a text-guided method does without a caption: ``"unsupported"``
       (`MissingCaptionError`; the runner records the image as ``unsupported``) or ``"empty"`` (the
       empty prompt). A factory may expose it as an option and set it on the instance.
+    - ``batchable``: whether images of one size may share a call (``srbench run --batch``); ``False``
+      for a method whose output for one image depends on the others of its batch.
 
     ``upscale`` checks its inputs, runs ``_upscale`` under ``torch.inference_mode()`` and checks,
     clamps and converts the result, so subclasses only compute.
@@ -92,6 +94,7 @@ class SRMethod:
     backbone: str | None = None
     text_guided: bool = False
     missing_caption: str = "unsupported"
+    batchable: bool = True
 
     def __init__(self) -> None:
         self.device = torch.device("cpu")

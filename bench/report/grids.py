@@ -108,7 +108,6 @@ class _RunImages:
         """The LR input ``(1, 3, h, w)`` the runner gave the methods (see `bench.run.runner.Runner._lr_for`)."""
         from iqa.resize import imresize, modcrop
 
-        from bench.run.degradations import derive_seed
         from bench.run.io import read_image
 
         if deg.real:
@@ -125,8 +124,7 @@ class _RunImages:
             return read_image(cache).unsqueeze(0)
         item = self.item(dataset, deg.scale, image_id)
         hr = read_image(item.hr).unsqueeze(0)
-        _, lr = deg.apply(hr, seed=derive_seed(int(self.spec.get("seed", 0)), image_id, deg.key))
-        return lr
+        return deg.for_image(hr, int(self.spec.get("seed", 0)), image_id)[1]
 
     def method(self, label: str) -> tuple[Any, str]:
         """``(method, "")`` or ``(None, why)``; built once per label."""

@@ -359,8 +359,13 @@ class Runner:
         self._metric_hashes = sha256_values(manifest["metric_weights"])
         self._method_hashes = {label: sha256_values(p) for label, p in manifest["weights"].items()}
         for ds in datasets:
-            for key in degradation_keys(self.spec.degradations, self.spec.scales, ds.manifest.kind == "paired"):
-                self._run_degradation(ds, parse_degradation(key), dev, metrics, bad_metrics, methods, bad_methods)
+            degs = [parse_degradation(k) for k in
+                    degradation_keys(self.spec.degradations, self.spec.scales, ds.manifest.kind == "paired")]
+            # pipelined: the degradations of one scale together (one HR read serves them all); serial: one by one
+            groups = ([[d for d in degs if d.scale == s] for s in dict.fromkeys(d.scale for d in degs)]
+                      if self.spec.pipeline else [[d] for d in degs])
+            for group in groups:
+                self._run_group(ds, group, dev, metrics, bad_metrics, methods, bad_methods)
         df = load_scores(self.out)
         atomic_write_parquet(self.out / "scores.parquet", df)
         manifest["sessions"][-1]["finished"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
@@ -422,9 +427,9 @@ class Runner:
             payload["caption_overrides"] = overrides  # absent otherwise: other cells keep their fingerprint
         return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
-    def _run_degradation(self, ds: Dataset, deg: Degradation, dev, metrics, bad_metrics, methods, bad_methods) -> None:
-        scale = deg.scale
-        ctx = {"dataset": ds.name, "degradation": deg.key, "scale": scale, "protocol": self.protocol_name}
+    def _items(self, ds: Dataset, scale: int) -> tuple[list[ImageItem] | None, str, str]:
+        """The images of ``ds`` at ``scale`` (None when there are none), the message why not, and the
+        status of its cells then (``missing``, or ``unsupported`` when no data can change it)."""
         items: list[ImageItem] | None = None
         missing, empty = "", "missing"
         try:
@@ -446,32 +451,66 @@ class Runner:
             else:
                 self.echo(f"!! {ds.name} x{scale}: {e}")
                 self._said_missing.add(missing)
-        for mspec in self.spec.methods:
-            cell = Cell(self.out, ds.name, deg.key, mspec.label)
-            fp = self._fingerprint(ds.name, deg, mspec)
-            mctx = {**ctx, "method": mspec.label}
-            method = methods.get(mspec.label)
-            if mspec.adapt is not None:
-                from bench.run.adapt import AdaptedCell
+        return items, missing, empty
 
-                AdaptedCell(self, ds, deg, mspec, method, fp, ctx).run(items, empty, missing, bad_methods, dev, metrics,
-                                                                        bad_metrics)
-                continue
-            for line in cell.set_aside_corrupt():
-                self.echo(f"!! {line}")
-            if self._reusable(cell, fp, items):
-                self._report_cell(cell, cached=True)
-                continue
-            cell.start(fp)
-            if items is None:
-                self._finish_empty(cell, fp, mctx, empty, missing)
-            elif method is None:
-                self._finish_empty(cell, fp, mctx, "unavailable", bad_methods[mspec.label])
-            elif not method.supports(scale):
-                scales = ", ".join(f"x{s}" for s in (method.scales or ()))
-                self._finish_empty(cell, fp, mctx, "unsupported", f"{mspec.label} supports {scales}, not x{scale}")
-            else:
-                self._run_cell(cell, fp, ds, deg, items, method, dev, metrics, bad_metrics, mctx)
+    def _run_group(self, ds: Dataset, degs: list[Degradation], dev, metrics, bad_metrics, methods,
+                   bad_methods) -> None:
+        """The cells of ``ds`` x ``degs`` (degradations of one scale) x every method: cached, empty
+        and adapted cells one by one; the others serially (`_run_cell`) or together through the
+        pipeline (`bench.run.pipeline`)."""
+        from bench.run.pipeline import PendingCell
+
+        scale = degs[0].scale
+        items, missing, empty = self._items(ds, scale)
+        pending: list[PendingCell] = []
+        for deg in degs:
+            ctx = {"dataset": ds.name, "degradation": deg.key, "scale": scale, "protocol": self.protocol_name}
+            for mspec in self.spec.methods:
+                cell = Cell(self.out, ds.name, deg.key, mspec.label)
+                fp = self._fingerprint(ds.name, deg, mspec)
+                mctx = {**ctx, "method": mspec.label}
+                method = methods.get(mspec.label)
+                if mspec.adapt is not None:
+                    from bench.run.adapt import AdaptedCell
+
+                    AdaptedCell(self, ds, deg, mspec, method, fp, ctx).run(items, empty, missing, bad_methods, dev,
+                                                                            metrics, bad_metrics)
+                    continue
+                for line in cell.set_aside_corrupt():
+                    self.echo(f"!! {line}")
+                if self._reusable(cell, fp, items):
+                    self._report_cell(cell, cached=True)
+                    continue
+                cell.start(fp)
+                if items is None:
+                    self._finish_empty(cell, fp, mctx, empty, missing)
+                elif method is None:
+                    self._finish_empty(cell, fp, mctx, "unavailable", bad_methods[mspec.label])
+                elif not method.supports(scale):
+                    scales = ", ".join(f"x{s}" for s in (method.scales or ()))
+                    self._finish_empty(cell, fp, mctx, "unsupported", f"{mspec.label} supports {scales}, not x{scale}")
+                elif not self.spec.pipeline:
+                    self._run_cell(cell, fp, ds, deg, items, method, dev, metrics, bad_metrics, mctx)
+                else:
+                    done = cell.finished_images(self._retry_mask)
+                    pending.append(PendingCell(cell, fp, deg, method, mctx, {it.id for it in items} - done))
+        if pending:
+            self._run_pending(ds, items, pending, dev, metrics, bad_metrics)
+
+    def _run_pending(self, ds: Dataset, items: list[ImageItem], pending: list, dev, metrics, bad_metrics) -> None:
+        """The pipelined cells of a group; each is finished (and reported) once all its rows landed."""
+        from bench.run.pipeline import GroupRun
+
+        group = GroupRun(self, ds, items, pending, dev, metrics, bad_metrics)
+        peak = group.run() if group.items else None
+        for pc in pending:
+            t = pc.cell.timings()
+            summary = {"status_detail": "ran", "n_images": len(items), "device": str(dev),
+                       "seconds_per_image": float(t["seconds"].mean()) if len(t) else None,
+                       "peak_mb": peak, "peak_kind": PeakMemory(dev).kind, "peak_scope": "group",
+                       "pipeline": {"workers": group.workers, "batch": group.batch}}
+            pc.cell.finish(pc.fp, summary, keep={it.id for it in items})
+            self._report_cell(pc.cell)
 
     def _finish_empty(self, cell: Cell, fp: str, ctx: dict, status: str, message: str) -> None:
         cell.write_part([_row("*", ctx, "*", math.nan, status, message)], [])
@@ -510,7 +549,7 @@ class Runner:
         cache = self.lr_cache(ds, deg, item)
         if cache.is_file():
             return modcrop(hr, deg.scale), read_image(cache).unsqueeze(0)
-        hr, lr = deg.apply(hr, seed=derive_seed(self.spec.seed, item.id, deg.key))
+        hr, lr = deg.for_image(hr, self.spec.seed, item.id)  # on the uint8 grid: what the PNG holds
         write_png(lr[0], cache)
         return hr, lr
 

@@ -20,6 +20,13 @@ A spec comes from a TOML file (``srbench run --spec run.toml``) or from CLI flag
     caption = "a red double-decker bus"
     captions = "my_captions.jsonl"
     precision = "fp32"   # or tf32, bf16, fp16 (the SR methods' arithmetic; rows read e.g. "basicsr+bf16")
+    # how it runs (bench.run.pipeline), never what it computes: the cells of a (dataset, scale) together
+    # with `workers` loader threads (default: on a GPU one per spare core, at most 4; on the CPU 0); `batch` > 1 batches
+    # same-size images through networks and metrics (scores move by float noise only);
+    # pipeline = false is the serial order, cell after cell
+    pipeline = true
+    workers = 2
+    batch = 1
 
 A value of the wrong type (``scales = 2``, ``scales = ["abc"]``, ``seed = "x"``) or a name given
 twice is a one-line error naming the key and the value.
@@ -83,7 +90,8 @@ class MethodSpec:
 
 
 _KEYS = {"datasets", "scales", "methods", "metrics", "protocol", "seed", "device", "save_sr", "data_root", "limit",
-         "max_pixels", "degradations", "caption", "captions", "precision"}
+         "max_pixels", "degradations", "caption", "captions", "precision",
+         "pipeline", "workers", "batch"}
 
 
 def _type_name(value: Any) -> str:
@@ -144,6 +152,11 @@ class RunSpec:
     # the SR methods' arithmetic (bench.perf.throughput.PRECISIONS): "fp32" (default, exact), "tf32", "bf16",
     # "fp16"; part of the protocol: rows of other precisions read e.g. "basicsr+bf16"
     precision: str = "fp32"
+    # execution (bench.run.pipeline): the pipelined order (default) or the serial one, loader threads
+    # (None: bench.run.pipeline.default_workers), images per network/metric call
+    pipeline: bool = True
+    workers: int | None = None
+    batch: int = 1
 
     def __post_init__(self) -> None:
         from bench.run.degradations import FAMILIES, is_family, parse_degradation
@@ -176,6 +189,16 @@ class RunSpec:
 
         if self.precision not in PRECISIONS:
             raise SrbenchError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+        if not isinstance(self.pipeline, bool):
+            raise SrbenchError(f"pipeline must be true or false, got {self.pipeline!r}")
+        if self.workers is not None and (isinstance(self.workers, bool) or not isinstance(self.workers, int)
+                                         or self.workers < 0):
+            raise SrbenchError(f"workers must be a number of loader threads (0: load in the main thread), "
+                               f"got {self.workers!r}")
+        if isinstance(self.batch, bool) or not isinstance(self.batch, int) or self.batch < 1:
+            raise SrbenchError(f"batch must be a positive integer, got {self.batch!r}")
+        if self.batch > 1 and not self.pipeline:
+            raise SrbenchError("batch > 1 needs the pipelined order (pipeline = true, no --serial)")
         if self.caption is not None and not isinstance(self.caption, str):
             raise SrbenchError(f"caption must be a text, got {self.caption!r} ({_type_name(self.caption)})")
         if self.captions is not None and (not isinstance(self.captions, str) or not self.captions.strip()):
@@ -202,7 +225,7 @@ class RunSpec:
                                f"({_type_name(data['scales'])})")
         if not isinstance(data["methods"], list):
             raise SrbenchError(f"{source}: methods must be a list of names or tables, got {data['methods']!r}")
-        opt = {k: data[k] for k in ("limit", "max_pixels") if k in data}
+        opt = {k: data[k] for k in ("limit", "max_pixels", "workers") if k in data}
         for k, v in opt.items():
             _typed(source, k, v, int, "an integer")
         if "data_root" in data:
@@ -225,6 +248,8 @@ class RunSpec:
                 degradations=_names(source, "degradations", data.get("degradations", [])),
                 caption=data.get("caption"), captions=data.get("captions"),
                 precision=_typed(source, "precision", data.get("precision", "fp32"), str, "fp32, tf32, bf16 or fp16"),
+                pipeline=_typed(source, "pipeline", data.get("pipeline", True), bool, "true or false"),
+                batch=_typed(source, "batch", data.get("batch", 1), int, "an integer"),
             )
         except SrbenchError as e:
             raise e if str(e).startswith(source) else SrbenchError(f"{source}: {e}") from None
@@ -244,6 +269,9 @@ class RunSpec:
                 del d[key]
         if d["precision"] == "fp32":  # the default: earlier run folders keep their digest
             del d["precision"]
+        for key, default in (("pipeline", True), ("workers", None), ("batch", 1)):  # how, not what: likewise
+            if d[key] == default:
+                del d[key]
         return d
 
 

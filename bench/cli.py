@@ -72,6 +72,12 @@ def build_parser() -> argparse.ArgumentParser:
                                              "image by image; N > 1 moves scores by float noise only)")
     r.add_argument("--workers", type=int, help="threads that read and degrade images ahead of the device (default: "
                                                "on a GPU one per spare core, at most 4; on the CPU 0)")
+    r.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",
+                   help="run the cells as Ray tasks: on the cluster at ADDRESS (e.g. auto, ray://head:10001), or "
+                        "without ADDRESS wherever ray.init() connects (RAY_ADDRESS, else a local cluster); needs "
+                        "pip install 'srbench[ray]' and, on several nodes, a shared filesystem")
+    r.add_argument("--ray-gpus", type=float, default=None, metavar="FRACTION",
+                   help="with --ray: the GPUs each cell asks for (default: from the method's size, 1/8 to 1)")
     r.add_argument("--serial", dest="pipeline", action="store_false", default=None,
                    help="the serial order: cell after cell, image after image (default: the pipelined order)")
     r.add_argument("--seed", type=int, help="run seed (default 0)")
@@ -261,8 +267,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     print(f"srbench run -> {out}  ({len(spec.datasets)} datasets x {len(spec.scales)} scales x "
           f"{len(spec.methods)} methods; metrics {', '.join(spec.metrics)}; protocol {spec.protocol})", flush=True)
     retry = "errors" if args.retry_errors else "none" if args.no_retry else "auto"
+    if args.ray_gpus is not None and args.ray is None:
+        raise SrbenchError("--ray-gpus goes with --ray")
     results = Runner(spec, out, progress=False if args.no_progress else None,
-                     fetch=False if args.offline else None, retry=retry).run()
+                     fetch=False if args.offline else None, retry=retry, ray=args.ray, ray_gpus=args.ray_gpus).run()
     missing = [r for r in results if r.status in ("missing", "unavailable")]
     errors = sum(r.n_errors for r in results)
     if not args.no_report:
@@ -458,6 +466,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         try:
             args = build_parser().parse_args(argv)
+            from iqa.registry import import_plugins
+
+            import_plugins()  # SRBENCH_PLUGINS: the user's own methods, metrics, datasets
             from bench.nr.cli import cmd_iqa
             from bench.nr.score import cmd_score
             from bench.perf import cmd as cmd_perf

@@ -8,6 +8,7 @@ models, no open_clip, no pyiqa at import time).
 from __future__ import annotations
 
 import importlib
+import os
 from dataclasses import dataclass, field
 from typing import Any, Callable, Generic, Iterator, TypeVar
 
@@ -70,3 +71,19 @@ class Registry(Generic[T]):
 
     def __len__(self) -> int:
         return len(self._entries)
+
+
+PLUGINS_ENV = "SRBENCH_PLUGINS"
+
+
+def import_plugins() -> list[str]:
+    """Import the modules named in ``SRBENCH_PLUGINS`` (comma-separated), where users register
+    their own methods, metrics and datasets; the CLI and every Ray worker call it, so that a
+    worker knows what the driver knows. A module that cannot be imported is a one-line error."""
+    names = [n.strip() for n in os.environ.get(PLUGINS_ENV, "").split(",") if n.strip()]
+    for name in names:
+        try:
+            importlib.import_module(name)
+        except Exception as e:  # noqa: BLE001 (one line, naming the module)
+            raise SrbenchError(f"{PLUGINS_ENV}: cannot import {name!r} ({type(e).__name__}: {e})") from None
+    return names

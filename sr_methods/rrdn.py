@@ -315,7 +315,7 @@ class RRDNMethod(SRMethod):
         if self.tile is None:
             return self._run(lr)
         return tiled_upscale(self._run, lr, scale, self.tile, self.tile_overlap, blend=self.tile_blend,
-                             device=self.device, out_dtype=torch.float32)
+                             device=self.device, out_dtype=torch.float32, batchable=True)
 
     def provenance(self) -> dict[str, Any]:
         return {**super().provenance(), "kind": "rrdn", "architecture": "RRDN", "weights": self.weights,

@@ -153,7 +153,7 @@ class SpandrelMethod(SRMethod):
             return self._run(lr)
         return tiled_upscale(self._run, lr, scale, self._tile, self.tile_overlap,
                              align=self.descriptor.size_requirements.multiple_of, blend=self.tile_blend,
-                             device=self.device, out_dtype=torch.float32)
+                             device=self.device, out_dtype=torch.float32, batchable=True)
 
     def provenance(self) -> dict[str, Any]:
         import spandrel

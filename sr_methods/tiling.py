@@ -23,17 +23,37 @@ Blending (``blend``):
 
 ``fn`` is called with tiles on ``device`` (default: ``lr``'s device); its results are moved to the
 device and dtype of the output (``lr``'s device, ``out_dtype`` or the tile result's dtype).
+
+Tile batches: a caller whose ``fn`` treats every batch row alone (``batchable=True``) lets up to
+``tile_batch`` consecutive tiles of one size (row-major order) go through ``fn`` in one call,
+concatenated along the batch. Its default is `tile_batching`'s value (1: one tile per call, the
+exact order; ``srbench run --batch N`` sets N). The stitching order is the same, so only the
+network's own batch-size-dependent arithmetic can move an output, by float noise.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextvars
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import torch
 
 from iqa.errors import SrbenchError
 
-__all__ = ["BLENDS", "check_tile_options", "tile_starts", "tiled_upscale"]
+__all__ = ["BLENDS", "check_tile_options", "tile_batching", "tile_starts", "tiled_upscale"]
+
+_TILE_BATCH: contextvars.ContextVar[int] = contextvars.ContextVar("srbench_tile_batch", default=1)
+
+
+@contextmanager
+def tile_batching(n: int) -> Iterator[None]:
+    """Within the block, batchable tiled methods send up to ``n`` same-size tiles per call."""
+    token = _TILE_BATCH.set(max(1, int(n)))
+    try:
+        yield
+    finally:
+        _TILE_BATCH.reset(token)
 
 BLENDS = ("crop", "feather")
 
@@ -80,7 +100,8 @@ def _ramp(starts: list[int], tile: int, length: int, i: int, scale: int, dtype: 
 
 def tiled_upscale(fn: Callable[[torch.Tensor], torch.Tensor], lr: torch.Tensor, scale: int, tile: int,
                   overlap: int = 16, *, align: int = 1, blend: str = "crop", device: torch.device | str | None = None,
-                  out_dtype: torch.dtype | None = None) -> torch.Tensor:
+                  out_dtype: torch.dtype | None = None, batchable: bool = False,
+                  tile_batch: int | None = None) -> torch.Tensor:
     """Apply ``fn: (B, C, h, w) -> (B, C', h*scale, w*scale)`` tile by tile (see the module docstring).
 
     ``tile``, ``overlap``: tile size and minimum overlap in LR pixels (``0 <= overlap < tile``);
@@ -101,29 +122,35 @@ def tiled_upscale(fn: Callable[[torch.Tensor], torch.Tensor], lr: torch.Tensor, 
     ys, xs = tile_starts(h, tile, overlap, align), tile_starts(w, tile, overlap, align)
 
     own_y, own_x = _ownership(ys, tile, h), _ownership(xs, tile, w)
+    k = max(1, (tile_batch if tile_batch is not None else _TILE_BATCH.get()) if batchable else 1)
 
-    def run(y0: int, x0: int) -> torch.Tensor:
-        y1, x1 = min(y0 + tile, h), min(x0 + tile, w)
-        sr = fn(lr[:, :, y0:y1, x0:x1].to(device))
-        want = (b, (y1 - y0) * scale, (x1 - x0) * scale)
+    def run(boxes: list[tuple[int, int, int, int, int, int]]) -> list[torch.Tensor]:
+        """``fn`` on tiles of one size, ``len(boxes)`` at once; one result per tile."""
+        _, _, y0, y1, x0, x1 = boxes[0]
+        x = lr[:, :, y0:y1, x0:x1] if len(boxes) == 1 else torch.cat([lr[:, :, a:c, d:e] for _, _, a, c, d, e in boxes])
+        sr = fn(x.to(device))
+        want = (b * len(boxes), (y1 - y0) * scale, (x1 - x0) * scale)
         if not isinstance(sr, torch.Tensor) or sr.ndim != 4 or (sr.shape[0], sr.shape[2], sr.shape[3]) != want:
             got = tuple(sr.shape) if isinstance(sr, torch.Tensor) else type(sr).__name__
             raise SrbenchError(f"tile function returned {got} for a {y1 - y0}x{x1 - x0} tile at scale {scale}")
-        return sr
+        return list(sr.split(b)) if len(boxes) > 1 else [sr]
 
-    sr0 = run(ys[0], xs[0])  # its channel count and dtype shape the output
-    out = torch.zeros(b, sr0.shape[1], h * scale, w * scale, dtype=out_dtype or sr0.dtype, device=lr.device)
-    first: torch.Tensor | None = sr0
-    del sr0
+    # row-major tiles, in runs of at most k consecutive tiles of one size
+    boxes = [(iy, ix, y0, min(y0 + tile, h), x0, min(x0 + tile, w)) for iy, y0 in enumerate(ys)
+             for ix, x0 in enumerate(xs)]
+    groups: list[list[tuple[int, int, int, int, int, int]]] = []
+    for box in boxes:
+        g = groups[-1] if groups else None
+        if g and len(g) < k and (g[0][3] - g[0][2], g[0][5] - g[0][4]) == (box[3] - box[2], box[5] - box[4]):
+            g.append(box)
+        else:
+            groups.append([box])
+    first = run(groups[0])  # its channel count and dtype shape the output
+    out = torch.zeros(b, first[0].shape[1], h * scale, w * scale, dtype=out_dtype or first[0].dtype, device=lr.device)
     wsum = torch.zeros(1, 1, h * scale, w * scale, dtype=out.dtype, device=lr.device) if blend == "feather" else None
-    for iy, y0 in enumerate(ys):
-        y1 = min(y0 + tile, h)
-        for ix, x0 in enumerate(xs):
-            x1 = min(x0 + tile, w)
-            if first is not None:  # the (0, 0) tile, already computed
-                sr, first = first, None
-            else:
-                sr = run(y0, x0)
+    for gi, group in enumerate(groups):
+        results, first = (first, None) if gi == 0 else (run(group), None)
+        for (iy, ix, y0, y1, x0, x1), sr in zip(group, results):
             sr = sr.to(device=out.device, dtype=out.dtype)
             if wsum is None:
                 (a, c), (d, e) = own_y[iy], own_x[ix]
@@ -136,6 +163,7 @@ def tiled_upscale(fn: Callable[[torch.Tensor], torch.Tensor], lr: torch.Tensor, 
                 out[:, :, y0 * scale:y1 * scale, x0 * scale:x1 * scale] += sr * wt
                 wsum[:, :, y0 * scale:y1 * scale, x0 * scale:x1 * scale] += wt
             del sr
+        del results
     if wsum is not None:
         out /= wsum
     return out

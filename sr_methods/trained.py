@@ -166,8 +166,9 @@ class TrainedMethod(SRMethod):
         if self.text_guided:  # one sentence embedding per image, shared by its tiles
             sent = self.net.encode_text(texts).to(self.device)  # (B, D): tiles keep the batch
             net = lambda t: self.net(t, sent)  # noqa: E731
-        if self.tile:
-            return tiled_upscale(net, x, scale, self.tile, self.tile_overlap, blend=self.tile_blend)
+        if self.tile:  # tiles batch only through a plain network (no per-image priors or sentence)
+            return tiled_upscale(net, x, scale, self.tile, self.tile_overlap, blend=self.tile_blend,
+                                 batchable=net is self.net)
         return net(x)
 
     def to(self, device: Any) -> "TrainedMethod":

@@ -152,5 +152,46 @@ def test_harness_entry_times_a_whole_run_against_the_bare_forward_passes(tmp_pat
     assert x["forward_s"] > 0 and x["wall_over_forward"] == pytest.approx(h["median_s"] / x["forward_s"])
     assert x["wall_over_forward"] > 1  # the run does more than the forward passes
     assert x["bare_forward_s"] == pytest.approx(m["median_s"]) and m["n_images"] == 5
+    # both orders in one invocation (the before/after of the pipelined runner), told apart by name
+    orders = {r["extra"]["order"]: r for r in doc["results"] if r["kind"] == "harness"}
+    assert set(orders) == {"serial", "pipelined"} and orders["pipelined"] is not orders["serial"]
+    assert orders["serial"]["name"] == "bicubic|psnr|serial" and h["name"] == "bicubic|psnr|pipelined"
+    assert h["extra"]["workers"] == 0 and orders["serial"]["n_images"] == 5  # the CPU default: no loader thread
+    with pytest.raises(SrbenchError, match="harness orders must be among serial, pipelined"):
+        run_perf(methods=["bicubic"], metrics=[], dataset="perf-test", data_root=data, harness=True,
+                 orders=("fast",), echo=lambda _: None)
     with pytest.raises(SrbenchError, match="--dataset"):
         run_perf(methods=["bicubic"], metrics=[], harness=True, echo=lambda _: None)
+
+
+def test_pytest_benchmark_files_go_through_the_same_gate(tmp_path):
+    """``pytest --benchmark-json`` files (tests/perf) load as perf documents and --compare gates them."""
+    import json
+    import subprocess
+    import sys
+
+    from bench.perf.compare import run_compare
+    from bench.perf.throughput import load
+
+    (tmp_path / "test_tiny_bench.py").write_text(
+        "def test_sum(benchmark):\n    benchmark.extra_info['images'] = 3\n    benchmark(sum, range(1000))\n")
+    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_tiny_bench.py",
+                           "--benchmark-json=base.json", "--benchmark-save-data"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    doc = load(tmp_path / "base.json")
+    (r,) = doc["results"]
+    assert r["kind"] == "pytest" and r["name"] == "test_tiny_bench.py::test_sum" and r["n_images"] == 3
+    assert r["min_s"] <= r["median_s"] <= r["max_s"] and len(r["times"]) >= 1
+    assert run_compare(tmp_path / "base.json", tmp_path / "base.json", "5%", echo=lambda _: None) == 0
+    slow = json.loads((tmp_path / "base.json").read_text())  # every round twice as slow: a regression
+    stats = slow["benchmarks"][0]["stats"]
+    for k in ("min", "max", "median", "mean"):
+        stats[k] = 2.0 * stats[k] + 1e-3
+    (tmp_path / "slow.json").write_text(json.dumps(slow))
+    lines: list[str] = []
+    assert run_compare(tmp_path / "base.json", tmp_path / "slow.json", "5%", echo=lines.append) == 1
+    assert "regression" in lines[0] + lines[1]
+    (tmp_path / "bad.json").write_text(json.dumps({"benchmarks": [{"name": "x", "stats": {}}]}))
+    with pytest.raises(SrbenchError, match=r"bad.json: benchmark 'x' has no min/max/median"):
+        load(tmp_path / "bad.json")

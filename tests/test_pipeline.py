@@ -248,3 +248,32 @@ def test_cli_flags_reach_the_spec(tmp_path, data):
                  "--no-progress", "--no-report"])
     assert code == 1 and not any("pipeline" in c for c in load_cells(tmp_path / "s"))
     assert torch.backends.cudnn.benchmark is False  # never left switched on
+
+
+@pytest.mark.parametrize("blend", ["crop", "feather"])
+def test_same_size_tiles_go_through_a_network_together(blend):
+    from sr_methods.tiling import tile_batching, tiled_upscale
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 12, 3, padding=1), torch.nn.PixelShuffle(2)).eval()
+    calls: list[int] = []
+
+    def fn(t):
+        calls.append(t.shape[0])
+        with torch.no_grad():
+            return net(t)
+
+    lr = torch.rand(2, 3, 50, 70)
+    one = tiled_upscale(fn, lr, 2, 16, 4, blend=blend, batchable=True)
+    n_tiles = len(calls)
+    calls.clear()
+    with tile_batching(4):
+        many = tiled_upscale(fn, lr, 2, 16, 4, blend=blend, batchable=True)
+        assert calls and max(calls) == 4 * 2 and len(calls) < n_tiles  # 4 tiles x 2 images per call
+        calls.clear()
+        tiled_upscale(fn, lr, 2, 16, 4, blend=blend)  # a caller that did not opt in: one tile per call
+        assert max(calls) == 2 and len(calls) == n_tiles
+    torch.testing.assert_close(many, one, rtol=0, atol=1e-6)
+    if blend == "crop":  # each output pixel from the tile that sees all of its 3x3 context
+        with torch.no_grad():
+            torch.testing.assert_close(one, net(lr), rtol=0, atol=1e-5)

@@ -29,6 +29,11 @@ def add_parser(sub) -> None:
     p.add_argument("--harness", action="store_true", help="with --dataset: also time the whole `srbench run` of the "
                                                           "methods x metrics (fresh run folder per pass) against the "
                                                           "methods' forward time inside it and called bare")
+    p.add_argument("--orders", default="serial,pipelined",
+                   help="with --harness: the run orders to time, in one invocation (default serial,pipelined: the "
+                        "before/after of the pipelined runner); --batch and --workers apply to the pipelined one")
+    p.add_argument("--workers", type=int, help="with --harness: loader threads of the pipelined run (default as "
+                                               "srbench run)")
     p.add_argument("--out", type=Path, help="the JSON file to write (required unless --compare)")
     p.add_argument("--compare", nargs=2, type=Path, metavar=("BASELINE", "CURRENT"), help="compare two result files")
     p.add_argument("--max-slowdown", default="5%", help="with --compare: tolerated slowdown of the median (default 5%%)")
@@ -51,6 +56,7 @@ def cmd(args) -> int:
     doc = run_perf(methods=[m for m in args.methods.split(",") if m], metrics=[m for m in args.metrics.split(",") if m],
                    sizes=None if args.dataset else parse_sizes(args.sizes), dataset=args.dataset, limit=args.limit,
                    scale=args.scale, batch=args.batch, precision=args.precision, device=args.device,
-                   warmup=args.warmup, repeats=args.repeats, data_root=args.data_root, harness=args.harness)
+                   warmup=args.warmup, repeats=args.repeats, data_root=args.data_root, harness=args.harness,
+                   orders=tuple(o for o in args.orders.split(",") if o), workers=args.workers)
     print(f"wrote {write(doc, args.out)}")
     return 1 if any(r["error"] for r in doc["results"]) else 0

@@ -233,22 +233,30 @@ def measure_metric(name: str, metric, inputs, *, scale: int, batch: int, precisi
     return r
 
 
+HARNESS_ORDERS = ("serial", "pipelined")
+
+
 def measure_harness(methods: list[str], metrics: list[str], dataset: str, *, scale: int, limit: int | None,
-                    precision: str, device, warmup: int, repeats: int, data_root=None) -> PerfResult:
+                    precision: str, device, warmup: int, repeats: int, data_root=None, order: str = "pipelined",
+                    batch: int = 1, workers: int | None = None) -> PerfResult:
     """The whole harness: ``srbench run`` of the dataset x methods x metrics into a fresh temporary run
-    folder per pass (decoding, degradation, SR, metrics and writes included), its wall time, and the
-    methods' own forward time inside it (the run's timing table): ``extra["forward_s"]`` and
-    ``extra["wall_over_forward"]``."""
+    folder per pass (decoding, degradation, SR, metrics and writes included), in the serial or the
+    pipelined ``order`` (with ``batch`` and ``workers``), its wall time, and the methods' own forward
+    time inside it (the run's timing table): ``extra["forward_s"]`` and ``extra["wall_over_forward"]``."""
     import tempfile
 
     from bench.run.runner import Runner
     from bench.run.spec import MethodSpec, RunSpec
     from bench.run.store import load_timings
 
+    if order not in HARNESS_ORDERS:
+        raise SrbenchError(f"harness order must be one of {', '.join(HARNESS_ORDERS)}, got {order!r}")
+    pipelined = order == "pipelined"
     spec = RunSpec((dataset,), (scale,), tuple(MethodSpec(m, m) for m in methods), tuple(metrics), device=str(device),
-                   limit=limit, data_root=None if data_root is None else str(data_root), precision=precision)
-    r = PerfResult("harness", "+".join(methods) + "|" + "+".join(metrics), f"dataset:{dataset}", 0, scale, 1,
-                   precision, str(device))
+                   limit=limit, data_root=None if data_root is None else str(data_root), precision=precision,
+                   pipeline=pipelined, batch=batch if pipelined else 1, workers=workers if pipelined else None)
+    r = PerfResult("harness", "+".join(methods) + "|" + "+".join(metrics) + f"|{order}", f"dataset:{dataset}", 0,
+                   scale, spec.batch, precision, str(device))
     forward = []
 
     def run_pass():
@@ -262,7 +270,11 @@ def measure_harness(methods: list[str], metrics: list[str], dataset: str, *, sca
         r.times, r.peak_mb = time_passes(run_pass, warmup=warmup, repeats=repeats, device=device)
         _summarise(r, 0)
         fwd = statistics.median(forward[warmup:])
-        r.extra = {"forward_s": fwd, "wall_over_forward": r.median_s / fwd if fwd > 0 else None}
+        r.extra = {"order": order, "forward_s": fwd, "wall_over_forward": r.median_s / fwd if fwd > 0 else None}
+        if pipelined:
+            from bench.run.pipeline import default_workers
+
+            r.extra["workers"] = default_workers(device) if workers is None else workers
     except Exception as e:  # noqa: BLE001
         r.error = " ".join(str(e).split())[:300] or type(e).__name__
     return r
@@ -271,7 +283,8 @@ def measure_harness(methods: list[str], metrics: list[str], dataset: str, *, sca
 def run_perf(*, methods: list[str], metrics: list[str], sizes: list[tuple[int, int]] | None = None,
              dataset: str | None = None, limit: int | None = None, scale: int = 4, batch: int = 1,
              precision: str = "fp32", device: str = "cpu", warmup: int = 1, repeats: int = 5, data_root=None,
-             harness: bool = False, echo: Callable[[str], None] = print) -> dict[str, Any]:
+             harness: bool = False, orders: tuple[str, ...] = HARNESS_ORDERS, workers: int | None = None,
+             echo: Callable[[str], None] = print) -> dict[str, Any]:
     """Measure every method and metric (module doc); returns the JSON-ready document."""
     import iqa
     import sr_methods
@@ -286,6 +299,8 @@ def run_perf(*, methods: list[str], metrics: list[str], sizes: list[tuple[int, i
         raise SrbenchError("give --methods and/or --metrics to measure")
     if harness and not dataset:
         raise SrbenchError("--harness measures `srbench run` on a dataset: give --dataset")
+    if harness and (not orders or any(o not in HARNESS_ORDERS for o in orders)):
+        raise SrbenchError(f"harness orders must be among {', '.join(HARNESS_ORDERS)}, got {', '.join(orders) or 'none'}")
     dev = resolve_device(device)
     if dataset:
         sets = [(f"dataset:{dataset}", dataset_inputs(dataset, scale, limit, data_root))]
@@ -305,9 +320,10 @@ def run_perf(*, methods: list[str], metrics: list[str], sizes: list[tuple[int, i
                 results.append(measure(name, obj, xs, scale=scale, batch=batch, precision=precision, device=dev,
                                        warmup=warmup, repeats=repeats, label=label))
                 echo(format_result(results[-1]))
-    if harness:
+    for order in orders if harness else ():
         h = measure_harness(methods, metrics, dataset, scale=scale, limit=limit, precision=precision, device=dev,
-                            warmup=warmup, repeats=repeats, data_root=data_root)
+                            warmup=warmup, repeats=repeats, data_root=data_root, order=order, batch=batch,
+                            workers=workers)
         bare = [r.median_s for r in results if r.kind == "method" and not r.error]
         if not h.error and len(bare) == len(methods) and bare:
             h.extra["bare_forward_s"] = sum(bare)  # the same networks called bare on the same LR images
@@ -317,7 +333,7 @@ def run_perf(*, methods: list[str], metrics: list[str], sizes: list[tuple[int, i
     return {"format": FORMAT, "machine": machine(str(dev)),
             "config": {"scale": scale, "batch": batch, "precision": precision, "warmup": warmup, "repeats": repeats,
                        "dataset": dataset, "limit": limit, "sizes": [f"{w}x{h}" for w, h in sizes or []],
-                       "harness": harness},
+                       "harness": harness, **({"orders": list(orders), "workers": workers} if harness else {})},
             "results": [asdict(r) for r in results]}
 
 
@@ -352,6 +368,35 @@ def load(path: str | Path) -> dict[str, Any]:
         raise SrbenchError(f"{path}: file not found") from None
     except ValueError as e:
         raise SrbenchError(f"{path}: not JSON ({e})") from None
+    if isinstance(doc, dict) and "format" not in doc and isinstance(doc.get("benchmarks"), list):
+        return from_pytest_benchmark(doc, path)
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
-        raise SrbenchError(f"{path}: not an srbench perf file (format {doc.get('format') if isinstance(doc, dict) else None!r})")
+        raise SrbenchError(f"{path}: not an srbench perf file (format {doc.get('format') if isinstance(doc, dict) else None!r})"
+                           f" nor pytest-benchmark JSON")
     return doc
+
+
+def from_pytest_benchmark(doc: dict[str, Any], path: str | Path = "pytest-benchmark") -> dict[str, Any]:
+    """A pytest-benchmark JSON file (``pytest --benchmark-json=FILE``, e.g. of ``tests/perf``) as an
+    srbench perf document, so that ``srbench perf --compare`` gates both: one entry of kind
+    ``pytest`` per benchmark (its full name), with the rounds' times when the file kept them
+    (``--benchmark-save-data``), else min, max and median."""
+    results = []
+    for b in doc["benchmarks"]:
+        st = b.get("stats") or {}
+        try:
+            med, lo, hi = float(st["median"]), float(st["min"]), float(st["max"])
+        except (KeyError, TypeError, ValueError):
+            raise SrbenchError(f"{path}: benchmark {b.get('fullname') or b.get('name')!r} has no min/max/median") from None
+        images = int((b.get("extra_info") or {}).get("images", 1))
+        results.append(asdict(PerfResult(
+            "pytest", b.get("fullname") or b["name"], "-", images, 0, 1, "fp32", "cpu",
+            times=[float(t) for t in st.get("data", [])], median_s=med, min_s=lo, max_s=hi,
+            iqr_s=float(st.get("iqr", math.nan)), images_per_s=images / med if med > 0 else math.inf)))
+    info = doc.get("machine_info") or {}
+    cpu = (info.get("cpu") or {}).get("brand_raw") or info.get("processor")
+    return {"format": FORMAT, "machine": {"cpu": cpu, "gpu": None, "source": "pytest-benchmark",
+                                          "python": info.get("python_version")},
+            "config": {"pytest_benchmark": doc.get("version"), "datetime": doc.get("datetime"),
+                       "commit": (doc.get("commit_info") or {}).get("id")},
+            "results": results}

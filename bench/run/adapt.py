@@ -174,7 +174,7 @@ class AdaptedCell:
                 if r._reusable(c, f, items):
                     r._report_cell(c, cached=True)
                 else:
-                    c.start(f)
+                    c.start(f, self.r.worker)
                     r._finish_empty(c, f, {**self.ctx, "method": lab}, status, why)
             return
         rest = [it for it in items if it.id not in set(shots)]
@@ -185,7 +185,7 @@ class AdaptedCell:
         if r._reusable(cell, self.fp, rest):
             r._report_cell(cell, cached=True)
         else:
-            cell.start(self.fp)
+            cell.start(self.fp, self.r.worker)
             try:
                 adapted, record = self._adapted(shot_items, record)
             except Exception as e:  # one failed adaptation never stops the run: its images get error rows
@@ -206,7 +206,7 @@ class AdaptedCell:
         if r._reusable(ref, ref_fp, rest):
             r._report_cell(ref, cached=True)
         else:
-            ref.start(ref_fp)
+            ref.start(ref_fp, self.r.worker)
             r._run_cell(ref, ref_fp, self.ds, self.deg, rest, self.method, dev, metrics, bad_metrics,
                         {**self.ctx, "method": ref_label},
                         extra={"adaptation": {"reference_of": label, "shots": shots, "k": m.adapt.shots}})

@@ -18,7 +18,8 @@ Three threads of work overlap:
 Batching (``batch``, default 1). With ``batch = 1`` every network and metric call sees one image,
 exactly as in the serial order, and the rows are identical (tested). With ``batch = N > 1`` up to N
 consecutive images of one size go through a network at once (methods with ``batchable = False``
-keep batches of one), and each metric scores the outputs of every method for those images in one
+keep batches of one), so do up to N same-size tiles of a tiled network
+(`sr_methods.tiling.tile_batching`), and each metric scores the outputs of every method for those images in one
 call; scores then move by float noise only (measured tolerance in `BATCH_TOLERANCE`, tested), and
 cuDNN's autotuner (``cudnn.benchmark``) is used for an input shape from its second occurrence on
 (a first shape is never worth a search; an fp32 batch-1 run keeps cuDNN's deterministic choice).
@@ -50,6 +51,7 @@ from bench.perf.throughput import precision_context
 from bench.run.degradations import Degradation
 from bench.run.io import DiskFullError, read_image_gray, write_png
 from bench.run.store import Cell, safe_name
+from sr_methods.tiling import tile_batching
 
 if TYPE_CHECKING:
     from bench.run.datasets import Dataset, ImageItem
@@ -210,14 +212,15 @@ class GroupRun:
     # -- loading (worker threads) -------------------------------------------------------------------
     def load(self, item: "ImageItem") -> Loaded:
         out = Loaded(item)
+        keys = [k for k in self.degs if any(item.id in pc.todo for pc in self.cells if pc.deg.key == k)]
         try:
             hr, out.gray = read_image_gray(item.hr)
         except DiskFullError:
             raise
         except Exception as e:  # every degradation of the image fails the same way
-            out.pairs = {k: e for k in self.degs}
+            out.pairs = {k: e for k in keys}
             return out
-        for key in self.degs:
+        for key in keys:
             try:
                 pair = self.r._lr_for(self.ds, self._deg[key], item, hr.unsqueeze(0))
                 if self.dev.type == "cuda":
@@ -325,7 +328,7 @@ class GroupRun:
             if self.dev.type == "cuda":
                 torch.cuda.synchronize(self.dev)
             t0 = time.perf_counter()
-            with precision_context(self.r.spec.precision, self.dev.type):
+            with precision_context(self.r.spec.precision, self.dev.type), tile_batching(self.batch):
                 sr = (pc.method.upscale(lr, scale) if texts[0] is None
                       else pc.method.upscale(lr, scale, text=texts))
             if self.dev.type == "cuda":

@@ -238,7 +238,8 @@ def _validate(spec: RunSpec) -> tuple[list[Dataset], CaptionOverrides]:
 
 class Runner:
     def __init__(self, spec: RunSpec, out: str | Path, *, echo: Callable[[str], None] | None = None,
-                 progress: bool | None = None, fetch: bool | None = None, retry: str = "auto"):
+                 progress: bool | None = None, fetch: bool | None = None, retry: str = "auto",
+                 ray: str | None = None, ray_gpus: float | None = None):
         if retry not in RETRY_MODES:
             raise SrbenchError(f"retry must be one of {', '.join(RETRY_MODES)}, got {retry!r}")
         self.retry = retry
@@ -260,6 +261,11 @@ class Runner:
         self.captions = CaptionOverrides()  # --caption / --captions (read by run())
         self._text_guided: set[str] = set()  # labels of the text-guided methods built
         self._expected: dict[str, dict[str, str | None]] = {}  # dataset -> image id -> caption this run gives
+        # scale-out (bench.run.distributed): the Ray address ("" for ray.init()'s default) and the GPU share
+        # of every cell (None: from the method's size); on a worker, `worker` says where it runs
+        self.ray, self.ray_gpus = ray, ray_gpus
+        self.worker: dict[str, Any] | None = None
+        self._remote: Callable[[Dataset, Degradation, MethodSpec], None] | None = None
 
     # -- set-up -----------------------------------------------------------------------------------
     def _with_assets(self, what: str, assets: tuple[str, ...], build: Callable[[], Any]) -> Any:
@@ -307,7 +313,7 @@ class Runner:
                 self.echo(f"!! method {m.label} cannot run: {e}")
         return methods, unavailable
 
-    def _write_manifest(self, dev: torch.device, methods: dict[str, Any], metrics: dict[str, Any],
+    def _write_manifest(self, device: str, methods: dict[str, Any], metrics: dict[str, Any],
                         started: str) -> dict[str, Any]:
         try:
             old = load_manifest(self.out)
@@ -321,7 +327,7 @@ class Runner:
                          **({"precision": self.spec.precision} if self.spec.precision != "fp32" else {})},
             "versions": package_versions(),
             "git_sha": git_sha(),
-            "device": device_name(dev),
+            "device": device,
             "seeds": {"run_seed": self.spec.seed, "rule": "sha256(run_seed, image_id, degradation)[:8] >> 1"},
             "weights": {label: m.provenance() for label, m in methods.items()},
             "metric_weights": {name: p for name, m in metrics.items() if (p := m.provenance())},
@@ -336,28 +342,71 @@ class Runner:
 
     # -- the run ------------------------------------------------------------------------------------
     def run(self) -> list[CellResult]:
-        dev = resolve_device(self.spec.device)
+        # with --ray the driver builds methods and metrics on the CPU, for their provenance and size only
+        dev = torch.device("cpu") if self.ray is not None else resolve_device(self.spec.device)
         datasets, self.captions = _validate(self.spec)  # unknown names fail here, before the run folder exists
         limit = self.spec.max_pixels if self.spec.max_pixels is not None else max_pixels()
         with RunLock(self.out), pixel_limit(limit):
             return self._run(dev, datasets)
 
-    def _run(self, dev: torch.device, datasets: list[Dataset]) -> list[CellResult]:
-        started = datetime.now(timezone.utc).isoformat(timespec="seconds")
-        for stale in self.out.rglob(".tmp-*"):  # half-written files of a killed run
-            stale.unlink(missing_ok=True)
+    def run_cells(self) -> list[CellResult]:
+        """A Ray worker's part of a run (`bench.run.distributed`): the cells of this spec, in a run
+        folder whose lock, manifest and clean-up belong to the driver."""
+        dev = resolve_device(self.spec.device)
+        datasets, self.captions = _validate(self.spec)
+        limit = self.spec.max_pixels if self.spec.max_pixels is not None else max_pixels()
+        with pixel_limit(limit):
+            self._grid(dev, datasets, *self._build(dev))
+        return self.results
+
+    def _build(self, dev: torch.device) -> tuple[dict, dict, dict, dict]:
+        """Metrics and methods (with what cannot be built, and why); sets what fingerprints need."""
         metrics, bad_metrics = self._build_metrics(dev)
         self._built_metrics = set(metrics)
         methods, bad_methods = self._build_methods(dev)
         self._text_guided = {label for label, m in methods.items() if getattr(m, "text_guided", False)}
+        # a finished cell is reused only with the same weights: a changed network or metric
+        # checkpoint (same name, other file) reruns the cells it touches
+        self._metric_hashes = sha256_values({n: p for n, m in metrics.items() if (p := m.provenance())})
+        self._method_hashes = {label: sha256_values(m.provenance()) for label, m in methods.items()}
+        return metrics, bad_metrics, methods, bad_methods
+
+    def _run(self, dev: torch.device, datasets: list[Dataset]) -> list[CellResult]:
+        started = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        for stale in self.out.rglob(".tmp-*"):  # half-written files of a killed run
+            stale.unlink(missing_ok=True)
+        built = self._build(dev)
+        metrics, _, methods, _ = built
         if self.captions and not self._text_guided:
             self.echo(f"!! {self._override_flags()} given, but no method of this run is text-guided: "
                       f"no method reads a caption")
-        manifest = self._write_manifest(dev, methods, metrics, started)
-        # a finished cell is reused only with the same weights: a changed network or metric
-        # checkpoint (same name, other file) reruns the cells it touches
-        self._metric_hashes = sha256_values(manifest["metric_weights"])
-        self._method_hashes = {label: sha256_values(p) for label, p in manifest["weights"].items()}
+        failed: list[str] = []
+        if self.ray is None:
+            manifest = self._write_manifest(device_name(dev), methods, metrics, started)
+            self._grid(dev, datasets, *built)
+        else:
+            from bench.run.distributed import RayRun
+
+            cluster = RayRun(self, methods)
+            manifest = self._write_manifest(cluster.describe(), methods, metrics, started)
+            self._remote = cluster.submit
+            try:
+                self._grid(dev, datasets, *built)
+                failed = cluster.wait()
+            finally:
+                self._remote = None
+                cluster.cancel()
+        df = load_scores(self.out)
+        atomic_write_parquet(self.out / "scores.parquet", df)
+        manifest["sessions"][-1]["finished"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        atomic_write_json(self.out / "manifest.json", manifest)
+        if failed:
+            raise SrbenchError(f"{len(failed)} cell(s) did not finish: {failed[0]}"
+                               f"{f' (and {len(failed) - 1} more)' if len(failed) > 1 else ''}; the finished "
+                               f"images are saved, rerun the same command to resume")
+        return self.results
+
+    def _grid(self, dev: torch.device, datasets: list[Dataset], metrics, bad_metrics, methods, bad_methods) -> None:
         for ds in datasets:
             degs = [parse_degradation(k) for k in
                     degradation_keys(self.spec.degradations, self.spec.scales, ds.manifest.kind == "paired")]
@@ -366,11 +415,6 @@ class Runner:
                       if self.spec.pipeline else [[d] for d in degs])
             for group in groups:
                 self._run_group(ds, group, dev, metrics, bad_metrics, methods, bad_methods)
-        df = load_scores(self.out)
-        atomic_write_parquet(self.out / "scores.parquet", df)
-        manifest["sessions"][-1]["finished"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
-        atomic_write_json(self.out / "manifest.json", manifest)
-        return self.results
 
     # -- what a rerun does again ------------------------------------------------------------------
     def _retry_mask(self, df) -> Any:
@@ -470,6 +514,9 @@ class Runner:
                 fp = self._fingerprint(ds.name, deg, mspec)
                 mctx = {**ctx, "method": mspec.label}
                 method = methods.get(mspec.label)
+                if mspec.adapt is not None and self._remote is not None:  # the worker keeps its own cache
+                    self._remote(ds, deg, mspec)
+                    continue
                 if mspec.adapt is not None:
                     from bench.run.adapt import AdaptedCell
 
@@ -481,7 +528,13 @@ class Runner:
                 if self._reusable(cell, fp, items):
                     self._report_cell(cell, cached=True)
                     continue
-                cell.start(fp)
+                if self._remote is not None and items is not None and method is not None and method.supports(scale):
+                    self._remote(ds, deg, mspec)
+                    continue
+                if self.worker and cell.dir.is_dir():  # a Ray task owns its cell: an earlier killed one's leftovers
+                    for stale in cell.dir.glob(".tmp-*"):
+                        stale.unlink(missing_ok=True)
+                cell.start(fp, self.worker)
                 if items is None:
                     self._finish_empty(cell, fp, mctx, empty, missing)
                 elif method is None:
@@ -508,7 +561,8 @@ class Runner:
             summary = {"status_detail": "ran", "n_images": len(items), "device": str(dev),
                        "seconds_per_image": float(t["seconds"].mean()) if len(t) else None,
                        "peak_mb": peak, "peak_kind": PeakMemory(dev).kind, "peak_scope": "group",
-                       "pipeline": {"workers": group.workers, "batch": group.batch}}
+                       "pipeline": {"workers": group.workers, "batch": group.batch},
+                       **({"worker": self.worker} if self.worker else {})}
             pc.cell.finish(pc.fp, summary, keep={it.id for it in items})
             self._report_cell(pc.cell)
 
@@ -574,7 +628,8 @@ class Runner:
         t = cell.timings()
         summary = {"status_detail": "ran", "n_images": len(items), "device": str(dev),
                    "seconds_per_image": float(t["seconds"].mean()) if len(t) else None,
-                   "peak_mb": peak.mb, "peak_kind": peak.kind, **(extra or {})}
+                   "peak_mb": peak.mb, "peak_kind": peak.kind, **({"worker": self.worker} if self.worker else {}),
+                   **(extra or {})}
         cell.finish(fp, summary, keep={it.id for it in items})
         self._report_cell(cell)
 

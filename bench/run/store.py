@@ -6,6 +6,7 @@ Layout::
     RUN/.lock                            held (flock) while a run is active
     RUN/cells/<dataset>/<deg>/<method>/  one folder per cell
         cell.json                        fingerprint, then status, timings and peak memory when done
+                                         (with --ray: the worker's host and pid)
         part-NNNNN.parquet               tidy score rows of some images (written atomically)
         time-NNNNN.parquet               per-image timings of the same images
     RUN/lr/<dataset>/<deg>/<image>.png   cached LR images
@@ -189,14 +190,17 @@ class Cell:
         except (FileNotFoundError, CorruptFileError):
             return {}
 
-    def start(self, fingerprint: str) -> None:
-        """Begin (or resume) the cell; parts of an earlier, different request are discarded."""
+    def start(self, fingerprint: str, worker: dict[str, Any] | None = None) -> None:
+        """Begin (or resume) the cell; parts of an earlier, different request are discarded. With
+        ``worker`` (a Ray worker's host and pid) cell.json says who is computing it."""
         info = self.info()
         if info.get("fingerprint") != fingerprint:
             if self.dir.exists():
                 for p in self.dir.iterdir():
                     p.unlink()
-            atomic_write_json(self.info_path, {"fingerprint": fingerprint, "status": "running", **self._key()})
+        if info.get("fingerprint") != fingerprint or worker:
+            atomic_write_json(self.info_path, {"fingerprint": fingerprint, "status": "running", **self._key(),
+                                               **({"worker": worker} if worker else {})})
 
     def _key(self) -> dict[str, str]:
         return {"dataset": self.dataset, "degradation": self.degradation, "method": self.method}

@@ -276,5 +276,5 @@ def test_clip_content_term_pairs_each_captioned_patch_with_a_caption_of_its_imag
     # a bad caption file is one line naming it
     (coco / "captions.jsonl").write_text("{not json\n")
     r._captions = None
-    with pytest.raises(SrbenchError, match=r"captions.jsonl:1: not a caption line"):
+    with pytest.raises(SrbenchError, match=r"captions.jsonl line 1: not valid JSON"):
         r.captions()

@@ -70,8 +70,9 @@ def training_images(data_root: str | os.PathLike[str], sets: tuple[str, ...] = (
 def image_captions(paths: list[Path]) -> dict[Path, list[str]]:
     """``{image path: its captions}`` for those of ``paths`` whose folder has a ``captions.jsonl``
     (``{"id": stem, "captions": [...]}`` per line: `bench.run.datasets`'s layout of COCO and
-    CelebA-HQ, and of ``train/coco``, ``train/celeba_mm``); a malformed line is a one-line error."""
-    import json
+    CelebA-HQ, and of ``train/coco``, ``train/celeba_mm``, read by its parser); a malformed line is
+    a one-line error naming the file and the line. Blank captions are left out."""
+    from bench.run.datasets import caption_line, caption_records
 
     found: dict[Path, list[str]] = {}
     for folder in sorted({p.parent for p in paths}):
@@ -79,13 +80,9 @@ def image_captions(paths: list[Path]) -> dict[Path, list[str]]:
         if not file.is_file():
             continue
         by_id = {}
-        for n, line in enumerate(file.read_text().splitlines(), 1):
-            if line.strip():
-                try:
-                    row = json.loads(line)
-                    by_id[str(row["id"])] = [c for c in row["captions"] if isinstance(c, str) and c.strip()]
-                except (ValueError, KeyError, TypeError) as e:
-                    raise SrbenchError(f"{file}:{n}: not a caption line ({e})") from None
+        for n, rec in caption_records(file):
+            image_id, texts = caption_line(file, n, rec, strict=False)
+            by_id[image_id] = [c for c in texts if c.strip()]
         found.update({p: by_id[p.stem] for p in paths if p.parent == folder and by_id.get(p.stem)})
     return found
 

@@ -277,3 +277,26 @@ def test_same_size_tiles_go_through_a_network_together(blend):
     if blend == "crop":  # each output pixel from the tile that sees all of its 3x3 context
         with torch.no_grad():
             torch.testing.assert_close(one, net(lr), rtol=0, atol=1e-5)
+
+
+@pytest.mark.gpu
+def test_on_cuda_the_pipelined_order_gives_the_serial_table(tmp_path, data):
+    """On a GPU (loader threads, pinned memory, non-blocking copies): batch 1 gives the serial table
+    bit for bit; batch 3 (with cuDNN autotuning) stays within the documented tolerance."""
+    if not torch.cuda.is_available():
+        pytest.skip("needs CUDA")
+    ckpt = tiny_spandrel_checkpoint(tmp_path / "tiny.pth")
+    s = grid(data, ckpt, degradations=(), scales=(4,), device="cuda")
+    run(tmp_path / "serial", RunSpec(**{**s.__dict__, "pipeline": False}))
+    run(tmp_path / "pipelined", s)
+    serial = load_scores(tmp_path / "serial")
+    pd.testing.assert_frame_equal(load_scores(tmp_path / "pipelined"), serial)
+    assert {c["pipeline"]["workers"] for c in load_cells(tmp_path / "pipelined") if c.get("pipeline")} == {
+        pipeline.default_workers(torch.device("cuda"))}
+    run(tmp_path / "batched", RunSpec(**{**s.__dict__, "batch": 3}))
+    b = load_scores(tmp_path / "batched")
+    for metric in ("psnr", "ssim", "lpips-random"):
+        rows = serial["metric"] == metric
+        tol = pipeline.BATCH_TOLERANCE[metric.removesuffix("-random")]
+        np.testing.assert_allclose(b.loc[rows, "value"], serial.loc[rows, "value"], rtol=0, atol=tol)
+    assert torch.backends.cudnn.benchmark is False

@@ -41,6 +41,17 @@ class FailsOnMagenta(SRMethod):
         return F.interpolate(lr, scale_factor=scale, mode="bilinear", align_corners=False).clamp(0, 1)
 
 
+class TextNearest(SRMethod):
+    """A text-guided fake: nearest-neighbour upscaling, brighter by a caption-dependent step."""
+
+    name = "text-nearest"
+    text_guided = True
+
+    def _upscale(self, lr, scale, texts):
+        step = torch.tensor([len(t) % 7 / 100 for t in texts]).view(-1, 1, 1, 1)
+        return (F.interpolate(lr, scale_factor=scale, mode="nearest") + step).clamp(0, 1)
+
+
 @pytest.fixture(scope="module")
 def alexnet_state():
     torchvision = pytest.importorskip("torchvision")
@@ -53,6 +64,7 @@ def fakes(monkeypatch, alexnet_state):
     meta = {"kind": "test", "scales": None, "backbone": None, "description": "test fake"}
     monkeypatch.setitem(METHODS._entries, "fails-on-magenta",
                         Entry("fails-on-magenta", lambda **_: FailsOnMagenta(), meta))
+    monkeypatch.setitem(METHODS._entries, "text-nearest", Entry("text-nearest", lambda **_: TextNearest(), meta))
     # LPIPS on a random AlexNet (the real weights are not in the tests' caches): a convolutional metric
     lpips = iqa.METRICS.get("lpips")
     monkeypatch.setitem(iqa.METRICS._entries, "lpips-random", Entry(
@@ -64,7 +76,7 @@ def fakes(monkeypatch, alexnet_state):
 def data(tmp_path, monkeypatch) -> Path:
     """Dataset ``pipe-test``: five 48x64 photos (one gray, one with a magenta corner), one 40x56
     photo, one truncated file."""
-    write_manifest(tmp_path / "manifests", "pipe-test", '[layout]\nhr = "HR/*"\n')
+    write_manifest(tmp_path / "manifests", "pipe-test", 'captions = "captions.jsonl"\n[layout]\nhr = "HR/*"\n')
     monkeypatch.setenv("SRBENCH_MANIFESTS", str(tmp_path / "manifests"))
     hr = tmp_path / "data" / "pipe-test" / "HR"
     hr.mkdir(parents=True)
@@ -76,6 +88,9 @@ def data(tmp_path, monkeypatch) -> Path:
     Image.fromarray(photo(48, 64, seed=7)[..., 1]).save(hr / "gray.png")
     Image.fromarray(photo(40, 56, seed=5)).save(hr / "e.png")
     (hr / "trunc.png").write_bytes((hr / "a.png").read_bytes()[:200])
+    # captions for a, c and the unreadable file; the other images have none
+    (hr.parent / "captions.jsonl").write_text("".join(
+        json.dumps({"id": i, "captions": [f"{i} one", f"{i} second caption"]}) + "\n" for i in ("a", "c", "trunc")))
     return tmp_path / "data"
 
 
@@ -96,8 +111,15 @@ def run(out: Path, s: RunSpec) -> list[str]:
 
 def test_pipelined_and_serial_orders_give_identical_tables(tmp_path, data):
     ckpt = tiny_spandrel_checkpoint(tmp_path / "tiny.pth")
-    run(tmp_path / "serial", grid(data, ckpt, pipeline=False))
+    methods = grid(data, ckpt).methods + (MethodSpec("text-nearest", "text"),)
+    run(tmp_path / "serial", grid(data, ckpt, pipeline=False, methods=methods))
     serial = load_scores(tmp_path / "serial")
+    # the text-guided method: captioned images run with theirs, the others are refused before they are
+    # read, and the unreadable captioned file is an error row that records its caption
+    text = serial[(serial["method"] == "text") & (serial["degradation"] == "x4")].groupby("image").first()
+    assert set(text[text["status"] == "unsupported"].index) == {"b", "d", "e", "gray"}
+    assert text.loc["trunc", "status"] == "error" and text.loc["trunc", "caption"].startswith("trunc ")
+    assert text.loc["a", "status"] == "ok" and text.loc["a", "caption"].startswith("a ")
     # the grid has every kind of row: ok, the unreadable file, the method failing on one image,
     # a network that does not support x2, and a gray image
     assert set(serial["status"]) == {"ok", "error", "unsupported"}  # lpips-random included
@@ -105,10 +127,10 @@ def test_pipelined_and_serial_orders_give_identical_tables(tmp_path, data):
     assert set(failed["image"]) == {"c", "trunc"} and "magenta corner" in failed[failed["image"] == "c"]["message"].iloc[0]
     for workers in (0, 2):
         out = tmp_path / f"pipelined-{workers}"
-        run(out, grid(data, ckpt, workers=workers))
+        run(out, grid(data, ckpt, workers=workers, methods=methods))
         pd.testing.assert_frame_equal(load_scores(out), serial)  # every column, values bit for bit
         cells = [c for c in load_cells(out) if c.get("pipeline")]
-        assert len(cells) == 10 and all(c["pipeline"] == {"workers": workers, "batch": 1} for c in cells)
+        assert len(cells) == 14 and all(c["pipeline"] == {"workers": workers, "batch": 1} for c in cells)
         assert set(load_timings(out)["image"]) == set(load_timings(tmp_path / "serial")["image"])
 
 

@@ -106,18 +106,16 @@ class _RunImages:
 
     def lr_tensor(self, dataset: str, deg, image_id: str) -> "torch.Tensor":
         """The LR input ``(1, 3, h, w)`` the runner gave the methods (see `bench.run.runner.Runner._lr_for`)."""
-        from iqa.resize import imresize, modcrop
-
         from bench.run.io import read_image
+        from bench.run.runner import shrink_registered
 
         if deg.real:
             item = self.item(dataset, deg.scale, image_id)
             if item.lr is None:
                 raise SrbenchError(f"{item.hr}: no LR file for x{deg.scale}")
             lr = read_image(item.lr).unsqueeze(0)
-            hr = read_image(item.hr)
-            if lr.shape[-2:] == hr.shape[-2:]:  # RealSR: LR registered at the HR size
-                lr = imresize(modcrop(lr, deg.scale), 1.0 / deg.scale, mode="matlab")
+            if lr.shape[-2:] == read_image(item.hr).shape[-2:]:  # RealSR: LR registered at the HR size
+                lr = shrink_registered(lr, deg.scale)
             return lr
         cache = self.run_dir / "lr" / safe_name(dataset) / deg.key / f"{safe_name(image_id)}.png"
         if cache.is_file():

@@ -282,7 +282,7 @@ class GroupRun:
 
     def _step(self, group: list[Loaded], key: str, writer: Writer) -> None:
         """Every cell of degradation ``key`` on the images of ``group``, then the metrics."""
-        from bench.run.runner import NO_CAPTION, _cause, _one_line, _row
+        from bench.run.runner import _cause, _one_line, _row
 
         outputs: list[_Output] = []
         for pc in (c for c in self.cells if c.deg.key == key):
@@ -290,21 +290,12 @@ class GroupRun:
             for ld in group:
                 if ld.item.id not in pc.todo:
                     continue
+                ctx, text, refused = self.r.text_for(self.ds, ld.item, pc.method, pc.ctx)  # as the serial order
                 pair = ld.pairs[key]
-                if isinstance(pair, BaseException):
-                    pc.rows.append(_row(ld.item.id, pc.ctx, "*", math.nan, "error", _one_line(ld.item.hr, pair),
-                                        _cause(pair, "input")))
+                if refused or isinstance(pair, BaseException):
+                    pc.rows.append(refused or _row(ld.item.id, ctx, "*", math.nan, "error",
+                                                   _one_line(ld.item.hr, pair), _cause(pair, "input")))
                     continue
-                ctx, text = pc.ctx, None
-                if getattr(pc.method, "text_guided", False):
-                    text = self.r.caption_for(self.ds, ld.item)
-                    if text is None and getattr(pc.method, "missing_caption", "unsupported") == "empty":
-                        text = ""
-                    if text is None:
-                        pc.rows.append(_row(ld.item.id, {**ctx, "caption": None}, "*", math.nan, "unsupported",
-                                            NO_CAPTION, "input"))
-                        continue
-                    ctx = {**ctx, "caption": text}
                 run.append((ld, ctx, text))
             size = self.batch if getattr(pc.method, "batchable", True) else 1
             for i in range(0, len(run), size):

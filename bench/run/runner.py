@@ -557,14 +557,8 @@ class Runner:
         group = GroupRun(self, ds, items, pending, dev, metrics, bad_metrics)
         peak = group.run() if group.items else None
         for pc in pending:
-            t = pc.cell.timings()
-            summary = {"status_detail": "ran", "n_images": len(items), "device": str(dev),
-                       "seconds_per_image": float(t["seconds"].mean()) if len(t) else None,
-                       "peak_mb": peak, "peak_kind": PeakMemory(dev).kind, "peak_scope": "group",
-                       "pipeline": {"workers": group.workers, "batch": group.batch},
-                       **({"worker": self.worker} if self.worker else {})}
-            pc.cell.finish(pc.fp, summary, keep={it.id for it in items})
-            self._report_cell(pc.cell)
+            self._finish_ran(pc.cell, pc.fp, items, dev, peak, PeakMemory(dev).kind,
+                             {"peak_scope": "group", "pipeline": {"workers": group.workers, "batch": group.batch}})
 
     def _finish_empty(self, cell: Cell, fp: str, ctx: dict, status: str, message: str) -> None:
         cell.write_part([_row("*", ctx, "*", math.nan, status, message)], [])
@@ -625,23 +619,37 @@ class Runner:
                     cell.write_part(rows, timings)
                     rows, timings, last_flush = [], [], time.monotonic()
             cell.write_part(rows, timings)
+        self._finish_ran(cell, fp, items, dev, peak.mb, peak.kind, extra)
+
+    def _finish_ran(self, cell: Cell, fp: str, items: list[ImageItem], dev: torch.device, peak_mb: float | None,
+                    peak_kind: str, extra: dict | None = None) -> None:
+        """Finish a cell whose images were computed (serially or pipelined), then report it."""
         t = cell.timings()
         summary = {"status_detail": "ran", "n_images": len(items), "device": str(dev),
                    "seconds_per_image": float(t["seconds"].mean()) if len(t) else None,
-                   "peak_mb": peak.mb, "peak_kind": peak.kind, **({"worker": self.worker} if self.worker else {}),
+                   "peak_mb": peak_mb, "peak_kind": peak_kind, **({"worker": self.worker} if self.worker else {}),
                    **(extra or {})}
         cell.finish(fp, summary, keep={it.id for it in items})
         self._report_cell(cell)
 
+    def text_for(self, ds: Dataset, item: ImageItem, method, ctx: dict) -> tuple[dict, str | None, dict | None]:
+        """What ``method`` gets for ``item``: ``(ctx, caption, None)``, the rows' context then holding
+        the caption of a text-guided method (None for others), or ``(ctx, None, row)`` with the
+        ``unsupported`` row of an image that a text-guided method does not run (no caption)."""
+        if not getattr(method, "text_guided", False):
+            return ctx, None, None
+        caption = self.caption_for(ds, item)
+        if caption is None and getattr(method, "missing_caption", "unsupported") == "empty":
+            caption = ""
+        if caption is None:  # never run without text: said in the row (and on a !! line per cell)
+            return ctx, None, _row(item.id, {**ctx, "caption": None}, "*", math.nan, "unsupported", NO_CAPTION, "input")
+        return {**ctx, "caption": caption}, caption, None
+
     def _score_image(self, ds, deg, item, method, dev, metrics, bad_metrics, ctx, timings) -> list[dict]:
-        text = None
-        if getattr(method, "text_guided", False):
-            caption = self.caption_for(ds, item)
-            if caption is None and getattr(method, "missing_caption", "unsupported") == "empty":
-                caption = ""
-            if caption is None:  # never run without text: said in the row (and on a !! line per cell)
-                return [_row(item.id, {**ctx, "caption": None}, "*", math.nan, "unsupported", NO_CAPTION, "input")]
-            ctx, text = {**ctx, "caption": caption}, [caption]
+        ctx, caption, refused = self.text_for(ds, item, method, ctx)
+        if refused:
+            return [refused]
+        text = None if caption is None else [caption]
         stage = "input"
         try:
             hr, gray = read_image_gray(item.hr)
